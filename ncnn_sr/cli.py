@@ -29,7 +29,8 @@ from .errors import (FlagNames, InputError, ModelError, ModelMissing, NcnnSrErro
                      shown_repr)
 from .files import check_folder, folder_made, same_file
 from .flags import HomePath, ModelFolder, ModelText, OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
-from .path_names import is_picture_suffix, names_a_folder, suffix_fault, video_by_its_output
+from .path_names import (is_picture_suffix, names_a_folder, picture_named_as_video, suffix_fault,
+                         video_by_its_output)
 from .signals import HeldInterrupts, ctrl_c_signals
 from .streams import DeliveryInterrupted, OutputPipe, Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
@@ -68,9 +69,9 @@ class _DefaultToUpscale(click.Group):
         if args and args[0].startswith("-") and (args[0] not in own or helped):
             source, target = _input_of(args), _input_of(args, "-o", "--output")
             # A stream's kind is not in its name: a video's output name tells (-i - -o out.mkv).
-            video = source and (is_video_input(source) or (is_stream(source, reading=True) and target
-                                                             and is_video_path(target))
-                                or video_by_its_output(source, target))
+            video = source and not picture_named_as_video(source, target) and (
+                is_video_input(source) or (is_stream(source, reading=True) and target and is_video_path(target))
+                or video_by_its_output(source, target))
             args = ["video" if video else "upscale", *args]
         return super().parse_args(ctx, args)
 
@@ -413,7 +414,8 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
     # Once the flags are read: numpy, ncnn and Pillow load with the work, not for a usage error.
     from .batch_cli import run, stop_interrupted, video_instead
 
-    if is_video_input(opts.input) and os.path.isfile(opts.input):  # a name too long: False, no OSError
+    if is_video_input(opts.input) and os.path.isfile(opts.input) \
+            and not picture_named_as_video(opts.input, opts.output):  # a name too long: False, no OSError
         # Named here, a video was "not a picture" or its .mkv output "unsupported".
         _fail(f"{opts.input} is a video: 'ncnn-sr upscale' takes pictures; use 'ncnn-sr video'")
     if is_video_path(opts.output) and not opts.output_folder and os.path.isfile(opts.input) \

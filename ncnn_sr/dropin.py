@@ -28,7 +28,7 @@ from .choices import MIN_TILE
 from .console import name_streams, setup_logging
 from .errors import FlagNames, InputError, command_words, failed_words, one_line, shell_word
 from .flags import REFERENCE_JOBS, ModelText, OnePathCommand, RunOptions, param_runs_as, path_flag
-from .path_names import names_a_folder, video_by_its_output
+from .path_names import names_a_folder, picture_named_as_video, video_by_its_output
 from .streams import STDIO, DeliveryInterrupted, OutputPipe, Streams, VideoInput, VideoOutput, is_stream
 from .typed_numbers import decimal_number, whole_number
 from .video_options import EncodeOptions, is_video_input, is_video_path
@@ -242,8 +242,8 @@ def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int
     # what is wrong with the input unsaid.
     one_file = not into_folder and not opts.input.is_dir()
     # A video read as it comes (video_in) may be a file too: standard input redirected from one.
-    video = video_in is not None or is_video_input(opts.input) or single and video_by_its_output(opts.input,
-                                                                                                 opts.output)
+    video = video_in is not None or is_video_input(opts.input) and not picture_named_as_video(opts.input, opts.output) \
+        or single and video_by_its_output(opts.input, opts.output)
     if single and not video:
         _check_picture_name(opts.input, opts.output)
     fmt = opts.fmt

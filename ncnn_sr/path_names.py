@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .errors import shell_word
 from .files import name_fault
-from .video_options import is_video_path
+from .signatures import PICTURE_HEAD, picture_format
+from .video_options import is_video_input, is_video_path
 
 # Formats Pillow registers that are no picture it can read: PDF and PALM it only
 # writes, MPEG is a video whose header alone it reads, BUFR/GRIB/HDF5 are data it
@@ -115,6 +116,23 @@ def video_by_its_output(src: str | os.PathLike, dst: str | os.PathLike | None) -
     picture, it could only be refused, and its output with it, as no picture format."""
     return (dst is not None and is_video_path(dst) and not is_picture_suffix(Path(src).suffix)
             and not is_video_path(src) and os.path.isfile(src))
+
+
+def picture_named_as_video(src: str | os.PathLike, dst: str | os.PathLike | None) -> bool:
+    """Whether the file ``src``, named as a video (clip.mp4), is a picture by its first
+    bytes (a PNG saved under a video's name) and ``dst`` is named as a picture
+    (out.png): read as a video it could only be refused, as "a still picture", and its
+    picture output with it, as no video container."""
+    if dst is None or not is_video_input(src) or not is_picture_suffix(Path(dst).suffix):
+        return False
+    try:
+        if not os.path.isfile(src):  # not a FIFO, which would wait for a writer
+            return False
+        with open(src, "rb") as f:
+            head = f.read(PICTURE_HEAD)
+    except (OSError, ValueError):
+        return False
+    return picture_format(head) is not None
 
 
 def names_a_folder(path: str | os.PathLike) -> bool:

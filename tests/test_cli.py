@@ -305,6 +305,20 @@ def test_target_width(tmp_path):
     assert Image.open(tmp_path / "out.png").size == (30, 15)
 
 
+@pytest.mark.parametrize("command", [[CMD], [CMD, "upscale"], [sys.executable, "-c", DROPIN_MAIN]])
+def test_a_picture_named_as_a_video_is_upscaled_into_a_picture(command, tmp_path):
+    # A PNG saved as clip.mp4: its video run says "a still picture (png), not a video:
+    # upscale it as a picture", but -o out.png was an "unsupported video container
+    # '.png'", and ncnn-sr upscale said it "is a video": no command took it.
+    clip = tmp_path / "clip.mp4"
+    Image.fromarray(picture(6, 8)).save(clip, format="PNG")
+    proc = subprocess.run([*command, "-i", clip, "-o", tmp_path / "out.png", *FAST], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.size == (16, 12)
+
+
 @pytest.mark.parametrize("flag, size", [("--width", (30, 60)), ("--height", (15, 30))])
 def test_a_target_size_is_the_upright_pictures(tmp_path, flag, size):
     # A phone photo is stored on its side with an EXIF orientation (6: turn it a
