@@ -118,21 +118,26 @@ def video_by_its_output(src: str | os.PathLike, dst: str | os.PathLike | None) -
             and not is_video_path(src) and os.path.isfile(src))
 
 
+def _head(path: str | os.PathLike, size: int) -> bytes:
+    """The first ``size`` bytes of the regular file ``path``; none where it is another
+    kind (a FIFO would wait for a writer) or cannot be read."""
+    try:
+        if not os.path.isfile(path):
+            return b""
+        with open(path, "rb") as f:
+            return f.read(size)
+    except (OSError, ValueError):
+        return b""
+
+
 def picture_named_as_video(src: str | os.PathLike, dst: str | os.PathLike | None) -> bool:
     """Whether the file ``src``, named as a video (clip.mp4), is a picture by its first
     bytes (a PNG saved under a video's name) and ``dst`` is named as a picture
     (out.png): read as a video it could only be refused, as "a still picture", and its
     picture output with it, as no video container."""
-    if dst is None or not is_video_input(src) or not is_picture_suffix(Path(dst).suffix):
-        return False
-    try:
-        if not os.path.isfile(src):  # not a FIFO, which would wait for a writer
-            return False
-        with open(src, "rb") as f:
-            head = f.read(PICTURE_HEAD)
-    except (OSError, ValueError):
-        return False
-    return picture_format(head) is not None
+    # A video's output name is asked first: it needs no Pillow, which a video run's start does without.
+    return (dst is not None and not is_video_path(dst) and is_video_input(src) and is_picture_suffix(Path(dst).suffix)
+            and picture_format(_head(src, PICTURE_HEAD)) is not None)
 
 
 def names_a_folder(path: str | os.PathLike) -> bool:
