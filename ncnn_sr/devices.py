@@ -461,6 +461,13 @@ CPU_TILE_MEMORY_CAP = 1 << 30
 CPU_WHOLE_MEMORY_CAP = 1_500_000_000
 
 
+def cpu_tile_budget(memory: int | None = None, share: int = 1) -> int:
+    """Bytes a CPU window of one of ``share`` calls at once may take, ``memory``
+    (default: what is available now) given: half of it, at most CPU_TILE_MEMORY_CAP."""
+    half = (host_memory.available_memory() if memory is None else memory) // 2
+    return min(half, CPU_TILE_MEMORY_CAP) // share
+
+
 def cpu_auto_tile(height: int, width: int, bytes_per_pixel: int, prepadding: int,
                   memory: int | None = None, share: int = 1, overlap: int = 0, reserve: int = 0,
                   border: int | None = None) -> int:
@@ -470,12 +477,13 @@ def cpu_auto_tile(height: int, width: int, bytes_per_pixel: int, prepadding: int
     calls running at once split the budget; ``reserve`` bytes of each share go to
     something else (a split network's head, a staged run's maps). The whole image
     is padded by ``border`` (default ``prepadding``) when it runs as one window."""
-    half = (host_memory.available_memory() if memory is None else memory) // 2
+    available = host_memory.available_memory() if memory is None else memory
+    half = available // 2
     b = prepadding if border is None else border
     padded = (height + 2 * b) * (width + 2 * b)
     if padded * bytes_per_pixel + reserve <= min(half, CPU_WHOLE_MEMORY_CAP) // share:
         return 0
-    budget = min(half, CPU_TILE_MEMORY_CAP) // share
+    budget = cpu_tile_budget(available, share)
     budget = max(budget - reserve, budget // 4)
     if padded * bytes_per_pixel <= budget:
         return 0

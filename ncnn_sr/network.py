@@ -494,6 +494,11 @@ class SplitNetwork:
         self.norms = norms or {}  # (scale, shift) of each GroupNorm a stage ends in, by layer name
         self.offsets = offsets
 
+    def with_piece(self, head_piece: int) -> SplitNetwork:
+        """The same net, its head run in pieces of ``head_piece`` (one call's: the
+        numbers are the same, only the memory and the time differ)."""
+        return SplitNetwork(self.net, self.plan, head_piece, self.norms, self.offsets)
+
     def run(self, image: np.ndarray, keep: tuple | None = None) -> np.ndarray:
         features = self.trunk(image.transpose(2, 0, 1))
         return placed(lambda cells: self.head(features, cells), image.shape, keep, self.plan.unshuffle)

@@ -24,6 +24,10 @@ from .windows import GPU_WINDOW_BYTES_PER_PIXEL, GPU_WINDOWS_IN_FLIGHT, blob_wid
 # the head on 72x72 windows (44 kB per pixel) and a slope of 14.5 kB per pixel for the
 # rest (tools/cpu_memory.py), against 50-65 kB per pixel for the whole network.
 HEAD_PIECE = 48
+# The least a short room shrinks that piece to (_cpu_head_piece), in steps of
+# HEAD_PIECE_STEP: the head then runs (18/16)² of its pixels, its context counted.
+MIN_HEAD_PIECE = 16
+HEAD_PIECE_STEP = 8
 SPLIT_HEAD_BYTES_PER_PIXEL = 48_000
 SPLIT_TRUNK_BYTES_PER_PIXEL = 16_000
 # At most this much memory (and a quarter of what is available) goes to the feature
@@ -152,6 +156,23 @@ class TileChoice:
             if self._staged_cost(net.plan, staged_tile) <= EXACT_WORTH * self._blended_cost(full):
                 return staged_tile, stages
         return full, False
+
+    def _cpu_head_piece(self, net: SplitNetwork, share: int | None = None) -> int:
+        """The head piece a CPU split network runs with now: its own, where its reserve
+        leaves the trunk the quarter of a window's budget (devices.cpu_tile_budget)
+        that _auto_tile gives it at least, else the largest, by HEAD_PIECE_STEP, whose
+        reserve does, down to MIN_HEAD_PIECE. Under ulimit -v 640000 (71 MB of room
+        past realesrgan-x4plus's load) a 256x256 picture ran its 32 px tiles with
+        pieces of 16 and 24 px, where 48 px ones ran out of memory at the first
+        window whose box took a whole piece. The tile is chosen with the whole piece's
+        reserve still: the trunk takes no more room than it did."""
+        whole = min(SPLIT_HEAD_BYTES_PER_PIXEL, self.spec.cpu_bytes_per_pixel)
+        room = devices.cpu_tile_budget(share=share or self._concurrency) * 3 // 4
+        c = net.plan.head_context
+        piece = net.head_piece
+        while piece > MIN_HEAD_PIECE and (piece + 2 * c) ** 2 * whole > room:
+            piece = max(MIN_HEAD_PIECE, (piece - 1) // HEAD_PIECE_STEP * HEAD_PIECE_STEP)
+        return piece
 
     def _gpu_tile(self, device: devices.Device) -> int:
         """The heap's tile, less where the model's blobs need it (gpu_fitting_tile).

@@ -5,6 +5,7 @@ import io
 import os
 import re
 import struct
+import subprocess
 import sys
 from decimal import Decimal
 from fractions import Fraction
@@ -1942,3 +1943,54 @@ def test_an_empty_device_is_refused_as_the_commands_empty_g_is(empty, monkeypatc
     with pytest.raises(devices.DeviceError) as refused:
         devices.get_device(empty)
     assert str(refused.value) == f"invalid gpu device {empty!r}: give auto, cpu, -1 or a device index (0 or gpu0)"
+
+
+# realesrgan-x4plus on the CPU (2 threads), loaded under a loose cap on the address
+# space, then run on a 64x64 picture under a cap argv[1] bytes past the process
+# (ulimit -v): a digest of the result, or the error's words.
+_UNDER_A_CAP = """
+import hashlib, resource, sys
+from conftest import picture
+from ncnn_sr import DeviceError, Upscaler
+def capped(room):
+    with open("/proc/self/status") as f:
+        held = next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    resource.setrlimit(resource.RLIMIT_AS, (held + room if hard < 0 else min(held + room, hard), hard))
+capped(2 << 30)
+up = Upscaler("realesrgan-x4plus", device=-1, threads=2)
+capped(int(sys.argv[1]))
+try:
+    print(hashlib.sha256(up.upscale(picture(64, 64)).tobytes()).hexdigest())
+    if len(sys.argv) > 2:  # then argv[2] bytes more, as a result's writing takes
+        print(len(bytearray(int(sys.argv[2]))))
+except (DeviceError, MemoryError) as e:
+    print(f"{type(e).__name__}: {e}")
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+def test_a_split_networks_head_takes_pieces_the_room_under_a_cap_holds(cpu_upscalers):
+    # The head of realesrgan-x4plus (its 4x maps: 44-48 kB an input pixel) ran on
+    # pieces of 48 px (50 with their context) whatever the room: under ulimit -v 630000
+    # to 680000, 256x256 pictures ran 32 px tiles for 50-70 s, then the first piece of
+    # 50x50 that did not fit ended it in "the CPU ran out of memory even with 32px
+    # tiles". Smaller pieces give the same numbers (their context is the head's reach).
+    import hashlib
+    expected = hashlib.sha256(cpu_upscalers("realesrgan-x4plus", threads=2).upscale(picture(64, 64)).tobytes())
+    proc = subprocess.run([sys.executable, "-c", _UNDER_A_CAP, str(90 << 20)], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).parent)
+    assert (proc.returncode, proc.stdout) == (0, expected.hexdigest() + "\n"), (proc.stdout, proc.stderr)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+def test_the_room_a_call_under_a_cap_took_is_given_back_for_its_results_writing():
+    # ncnn's pools kept every buffer of the run until the next picture of another
+    # size: under ulimit -v 620000 to 640000 a 256x256 picture ran through with
+    # realesrgan-x4plus (80-110 s), then "writing a 1024x1024 picture as PNG needs
+    # about 4.0 MB of memory beside the picture, more than the 692 kB this process may
+    # still use". Here 40 MB after a picture that ran in 90 MB of room.
+    proc = subprocess.run([sys.executable, "-c", _UNDER_A_CAP, str(90 << 20), str(40 << 20)], capture_output=True,
+                          text=True, timeout=300, cwd=Path(__file__).parent)
+    assert proc.returncode == 0 and re.fullmatch(rf"[0-9a-f]{{64}}\n{40 << 20}\n", proc.stdout), \
+        (proc.stdout, proc.stderr)
