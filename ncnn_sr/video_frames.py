@@ -25,6 +25,8 @@ import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, Colorspace
 
 from . import gif
+from .budget import cap_room, mb_words
+from .errors import OutOfMemoryFor, out_of_memory
 
 log = logging.getLogger("ncnn_sr")
 
@@ -332,14 +334,33 @@ def to_rgb(frame, deep: bool = False) -> np.ndarray:
     at any size."""
     fmt = "rgb48le" if deep else "rgb24"
     matrix = frame.colorspace
+    given = {}
     if _has_matrix(frame.format):
         if matrix in _NO_MATRIX:
-            return frame.to_ndarray(format=fmt, src_colorspace=assumed_matrix(frame.width, frame.height))
-        if matrix not in _SWSCALE_MATRICES:
+            given = {"src_colorspace": assumed_matrix(frame.width, frame.height)}
+        elif matrix not in _SWSCALE_MATRICES:
             name = _OTHER_MATRICES.get(matrix, "an unknown one")
             raise UnsupportedColour(f"its colour matrix, {name} (H.273 code {matrix}), is not one FFmpeg can "
                                     "convert to RGB")
-    return frame.to_ndarray(format=fmt)
+    try:
+        return frame.to_ndarray(format=fmt, **given)
+    except av.error.FFmpegError as e:
+        raise _converting_short(e, "decoded", frame.format.name, fmt) or e
+
+
+def _converting_short(e: av.error.FFmpegError, frames: str, source: str, target: str) -> MemoryError | None:
+    """The MemoryError to raise where swscale failed (``e``) to convert the ``frames``
+    ones from ``source`` to ``target`` for want of memory: FFmpeg's ENOMEM, or its
+    EAGAIN under a cap on the address space (errors.out_of_memory), which is how it
+    says threads whose stacks the cap left no room for. Said bare, "out of memory"
+    told nothing of what ran out, where an encoder's opening names itself; None where
+    memory is not why."""
+    if not out_of_memory(e):
+        return None
+    capped = cap_room()
+    left = f" with {mb_words(capped[0])} left under {capped[1]}" if capped is not None else ""
+    reason = getattr(e, "strerror", None) or str(e)
+    return OutOfMemoryFor(f"swscale cannot convert the {frames} frames from {source} to {target} ({reason}){left}")
 
 
 @dataclass(frozen=True)
@@ -418,8 +439,11 @@ def coded(image: np.ndarray, pix_fmt: str, colour: ColourTags):
         # PyAV before 18 hands swscale BT.2020 only as the RGB frame's tag (which the
         # conversion otherwise ignores), not from dst_colorspace.
         frame.colorspace = colour.matrix
-        frame = frame.reformat(format=pix_fmt, dst_colorspace=_SWSCALE_MATRICES[colour.matrix],
-                               dst_color_range=colour.range)
+        try:
+            frame = frame.reformat(format=pix_fmt, dst_colorspace=_SWSCALE_MATRICES[colour.matrix],
+                                   dst_color_range=colour.range)
+        except av.error.FFmpegError as e:
+            raise _converting_short(e, "upscaled", frame.format.name, pix_fmt) or e
     frame.colorspace, frame.color_primaries, frame.color_trc = colour.matrix, colour.primaries, colour.transfer
     frame.color_range = colour.range
     return frame

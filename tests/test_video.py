@@ -2034,6 +2034,44 @@ def test_an_encoder_that_cannot_open_for_want_of_memory_is_out_of_memory(room, t
     assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
 
 
+# ``ncnn-sr video ARGS`` whose first upscaled frame is converted for the encoder
+# (swscale) with argv[1] kB of room under a cap of the process's own (ulimit -v).
+_CONVERTED_SHORT = """
+import resource, sys
+from ncnn_sr import entry, video, video_frames
+
+room = int(sys.argv.pop(1)) << 10
+
+def capped(*given, **named):
+    size = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:")) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (size + room, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    video.coded = video_frames.coded
+    return video_frames.coded(*given, **named)
+
+video.coded = capped
+sys.argv = ["ncnn-sr", *sys.argv[1:]]
+entry.ncnn_sr()
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+def test_frames_swscale_cannot_convert_for_want_of_memory_say_so(tmp_path):
+    # Under ulimit -v 600000 to 660000 (a 96x96 clip, animevideov3 x2 on the CPU) the
+    # conversion of the upscaled frames to yuv420p for libx264 failed with FFmpeg's
+    # EAGAIN ("Failed initializing scaling graph (Resource temporarily unavailable)"),
+    # its threads' stacks past the cap: the command said "out of memory" alone, where
+    # its other out-of-memory lines say what ran out.
+    clip = make_clip(tmp_path / "in.mp4", frames=3, width=96, height=96, audio=None)
+    proc = subprocess.run([sys.executable, "-c", _CONVERTED_SHORT, "2048", "video", "-i", clip, "-o",
+                           tmp_path / "out.mp4", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1", "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert re.fullmatch(r"ncnn-sr: error: out of memory: swscale cannot convert the upscaled frames from rgb24 to "
+                        r"yuv420p \((Resource temporarily unavailable|Cannot allocate memory)\) with \d+ (MB|kB) left "
+                        r"under ulimit -v\n", proc.stderr), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+
+
 def refused_then_kept(clip, out, where: str, frames: int) -> None:
     """The command refuses the damaged ``clip``, damaged at ``where``, writing nothing;
     with --skip-damaged it writes ``frames`` frames and says where the damage was kept."""
