@@ -483,8 +483,8 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
         stop_interrupted(bar, f"{prog}: interrupted after {opts.output} was written whole" if whole
                           else f"{prog}: interrupted: {opts.output} is not written yet; {kept}" if kept
                           else f"{prog}: interrupted: no output was written")
-    except MemoryError:
-        if working is None or not _said_out_of_memory(prog, bar, working):
+    except MemoryError as e:
+        if working is None or not _said_out_of_memory(prog, bar, working, e):
             raise  # entry's line
         return EXIT_FAILED
     except (NcnnSrError, OSError) as e:
@@ -591,13 +591,14 @@ def _say_kept(prog: str, dst: Path, e: Exception) -> None:
         echo(f"{prog}: {dst} is not written yet; {kept}")
 
 
-def _said_out_of_memory(prog: str, bar: FrameProgress | None, dst: Path) -> bool:
+def _said_out_of_memory(prog: str, bar: FrameProgress | None, dst: Path, e: MemoryError) -> bool:
     """After the run of the video ``dst`` ran out of the host's memory (a frame that
     could not be allocated): where its whole pieces are kept (video.upscale_video keeps
     them, as for a failed device), entry's line for it said with what is kept and how
-    to go on, in one line. Smaller tiles, or fewer proc workers and so fewer frames in
-    work at once, need less; neither changes the frames (_frame_settings). False where
-    nothing is kept, for entry's own line."""
+    to go on, in one line, with what ran out where ``e`` names it (OutOfMemoryFor's
+    words, as entry's line says them). Smaller tiles, or fewer proc workers and so
+    fewer frames in work at once, need less; neither changes the frames
+    (_frame_settings). False where nothing is kept, for entry's own line."""
     from .video_pieces import kept_words
 
     kept = kept_words(dst, "run the same command again, or with a smaller -t or -j 1:1:1,")
@@ -605,7 +606,8 @@ def _said_out_of_memory(prog: str, bar: FrameProgress | None, dst: Path) -> bool
         return False
     if bar is not None:
         bar.close()
-    echo(f"{prog}: error: out of memory; {dst} is not written yet; {kept}")
+    what = getattr(e, "said", "")
+    echo(f"{prog}: error: out of memory{what and ': '}{what}; {dst} is not written yet; {kept}")
     return True
 
 
@@ -906,8 +908,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
             f"; {_resumed_by(prog)} goes on from there" if anew else "")
         stop_interrupted(bar, f"{prog}: interrupted: {_videos(done)} upscaled, {skipped} skipped, {failed} "
                               f"failed, {left} not done; {then}")
-    except MemoryError:
-        if working is None or not _said_out_of_memory(prog, bar, working):
+    except MemoryError as e:
+        if working is None or not _said_out_of_memory(prog, bar, working, e):
             raise  # entry's line
         return EXIT_FAILED
     except (NcnnSrError, OSError) as e:

@@ -14,6 +14,8 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .budget import cap_room, mb_words
+
 
 @dataclass(frozen=True)
 class FlagNames:
@@ -590,6 +592,21 @@ def _no_memory(error: BaseException | None) -> bool:
         # ended): the cap itself, where there is room now, says whose the EAGAIN was.
         return not mappable(default_thread_stack()) or address_space_capped()
     return code == errno.ENOMEM
+
+
+def ffmpeg_short_of_memory(what: str, e: BaseException) -> OutOfMemoryFor | None:
+    """``e``, what FFmpeg raised as ``what`` failed ("swscale cannot convert ...",
+    "FFmpeg cannot decode in.mp4"), as the OutOfMemoryFor it is where the host's memory
+    is why (out_of_memory: FFmpeg's ENOMEM, or its EAGAIN under a cap, how it says
+    threads whose stacks the cap left no room for): ``what``, FFmpeg's reason, and the
+    room left under a cap of the process's own. Said as a file's error, such a failure
+    reached the commands as a bare "out of memory", where their other out-of-memory
+    lines say what ran out. None where memory is not why."""
+    if not out_of_memory(e):
+        return None
+    capped = cap_room()
+    left = f" with {mb_words(capped[0])} left under {capped[1]}" if capped is not None else ""
+    return OutOfMemoryFor(f"{what} ({getattr(e, 'strerror', None) or e}){left}")
 
 
 def address_space_capped() -> bool:

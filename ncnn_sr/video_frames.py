@@ -25,8 +25,7 @@ import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, Colorspace
 
 from . import gif
-from .budget import cap_room, mb_words
-from .errors import OutOfMemoryFor, out_of_memory
+from .errors import ffmpeg_short_of_memory
 
 log = logging.getLogger("ncnn_sr")
 
@@ -350,17 +349,9 @@ def to_rgb(frame, deep: bool = False) -> np.ndarray:
 
 def _converting_short(e: av.error.FFmpegError, frames: str, source: str, target: str) -> MemoryError | None:
     """The MemoryError to raise where swscale failed (``e``) to convert the ``frames``
-    ones from ``source`` to ``target`` for want of memory: FFmpeg's ENOMEM, or its
-    EAGAIN under a cap on the address space (errors.out_of_memory), which is how it
-    says threads whose stacks the cap left no room for. Said bare, "out of memory"
-    told nothing of what ran out, where an encoder's opening names itself; None where
-    memory is not why."""
-    if not out_of_memory(e):
-        return None
-    capped = cap_room()
-    left = f" with {mb_words(capped[0])} left under {capped[1]}" if capped is not None else ""
-    reason = getattr(e, "strerror", None) or str(e)
-    return OutOfMemoryFor(f"swscale cannot convert the {frames} frames from {source} to {target} ({reason}){left}")
+    ones from ``source`` to ``target`` for want of memory (ffmpeg_short_of_memory);
+    None where memory is not why."""
+    return ffmpeg_short_of_memory(f"swscale cannot convert the {frames} frames from {source} to {target}", e)
 
 
 @dataclass(frozen=True)

@@ -2072,6 +2072,40 @@ def test_frames_swscale_cannot_convert_for_want_of_memory_say_so(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
 
 
+# ``ncnn-sr video ARGS`` where FFmpeg runs out of memory as the second frame of the
+# input is decoded: its ENOMEM raised where the decoding's errors are taken.
+_DECODED_SHORT = """
+import errno, sys
+import av
+from ncnn_sr import entry, video
+
+real, calls = video.to_rgb, []
+
+def decoding(frame, *given, **named):
+    calls.append(frame)
+    if len(calls) == 2:
+        av.error.err_check(-errno.ENOMEM)
+    return real(frame, *given, **named)
+
+video.to_rgb = decoding
+sys.argv = ["ncnn-sr", *sys.argv[1:]]
+entry.ncnn_sr()
+"""
+
+
+def test_a_decoder_out_of_memory_says_what_ran_out(tmp_path):
+    # FFmpeg's ENOMEM as a video was decoded was said "out of memory" alone (its
+    # words, "in.mp4: cannot decode: Cannot allocate memory", dropped as a file's
+    # error), where the other out-of-memory lines say what ran out.
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=None)
+    proc = subprocess.run([sys.executable, "-c", _DECODED_SHORT, "video", "-i", clip, "-o", tmp_path / "out.mp4",
+                           *X2, "-q"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert re.fullmatch(rf"ncnn-sr: error: out of memory: FFmpeg cannot decode {re.escape(str(clip))} \(Cannot "
+                        r"allocate memory\)( with \d+ (MB|kB) left under ulimit -[vd])?\n", proc.stderr), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+
+
 def refused_then_kept(clip, out, where: str, frames: int) -> None:
     """The command refuses the damaged ``clip``, damaged at ``where``, writing nothing;
     with --skip-damaged it writes ``frames`` frames and says where the damage was kept."""

@@ -612,6 +612,22 @@ def test_a_video_out_of_memory_says_in_one_line_what_is_kept_and_a_rerun_goes_on
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv", "whole.mkv"]
 
 
+def test_a_video_out_of_memory_for_what_its_words_name_says_them_with_what_is_kept(tmp_path, in_process, monkeypatch,
+                                                                                   short_pieces):
+    # Where pieces were kept the line said "out of memory" alone, whatever ran out:
+    # the words of an OutOfMemoryFor (a thread that could not start, swscale or
+    # FFmpeg's decoder short of memory), which entry's own line says, were lost.
+    from ncnn_sr.errors import OutOfMemoryFor
+    clip = make_clip(tmp_path / "in.mp4", frames=24, width=16, height=12, rate=Fraction(12), audio=None)
+    out = tmp_path / "out.mkv"
+    with monkeypatch.context() as m:
+        upscaling_fails_after(m, 14, OutOfMemoryFor, "cannot start a thread: no memory for its stack")
+        status, said = in_process("video", "-i", clip, "-o", out, *X2)
+    assert status == 1, said
+    assert said.splitlines()[-1] == OUT_OF_MEMORY.format(out=out, work=".out.mkv.ncnn-sr-pieces").replace(
+        "out of memory;", "out of memory: cannot start a thread: no memory for its stack;"), said
+
+
 def test_a_folder_of_videos_out_of_memory_says_what_is_kept_of_the_video_it_stopped_at(tmp_path, in_process,
                                                                                       monkeypatch, short_pieces):
     (tmp_path / "in").mkdir()
