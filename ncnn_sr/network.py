@@ -326,6 +326,7 @@ class Network:
             net.opt.use_bf16_storage = net.opt.use_bf16_packed = precision == "bf16"
         self.precision = precision
         self._pools: tuple = ()
+        self._running, self._running_lock = 0, threading.Lock()  # extractors in use (_trimmed_alone)
         if device.is_gpu:
             net.set_vulkan_device(device.index)
             devices.register_gpu_user(self)
@@ -382,9 +383,29 @@ class Network:
 
     def extract(self, inputs: dict, output: str) -> np.ndarray:
         """Planar (C×H×W) float32 arrays fed to the named blobs; the named blob out,
-        planar float32."""
+        planar float32. A CPU run out of memory is run once more with the pools
+        trimmed, where no other run is in this net."""
+        try:
+            with self.extractor(inputs) as extract:
+                return extract({}, output)
+        except NetFailure as failure:
+            if not (failure.out_of_memory and self._trimmed_alone()):
+                raise
+        # ncnn's pools keep the buffers of every shape run before, and take new ones for
+        # a shape they do not fit, which a cap (ulimit -v) counts: animevideov3-x2 on
+        # 160x160 planes after 64x64 ones failed with 8 MB more room than it needs
+        # alone, and a 256x256 picture of realesrgan-x4plus under ulimit -v 670000
+        # failed so after 74 s of 32 px tiles in one of two runs.
         with self.extractor(inputs) as extract:
             return extract({}, output)
+
+    def _trimmed_alone(self) -> bool:
+        """Whether this net's pools (a CPU net's) were trimmed: only with no run in it."""
+        with self._running_lock:
+            if not self._pools or self._running:
+                return False
+            self.trim()
+            return True
 
     @contextlib.contextmanager
     def extractor(self, inputs: dict):
@@ -399,12 +420,18 @@ class Network:
             _start_threads(self._name, self._threads, "run")
         # Held in a list the caller's function reads it through: emptied here, the
         # extractor is freed when the block ends, whoever still holds the function.
-        held = [self._net.create_extractor()]
+        with self._running_lock:
+            self._running += 1
         try:
-            self._feed(held[0], inputs)
-            yield lambda more, output: self._extracted(held[0], more, output)
+            held = [self._net.create_extractor()]
+            try:
+                self._feed(held[0], inputs)
+                yield lambda more, output: self._extracted(held[0], more, output)
+            finally:
+                held.clear()
         finally:
-            held.clear()
+            with self._running_lock:
+                self._running -= 1
 
     @staticmethod
     def _feed(ex, inputs: dict) -> None:

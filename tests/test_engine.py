@@ -1994,3 +1994,44 @@ def test_the_room_a_call_under_a_cap_took_is_given_back_for_its_results_writing(
                           text=True, timeout=300, cwd=Path(__file__).parent)
     assert proc.returncode == 0 and re.fullmatch(rf"[0-9a-f]{{64}}\n{40 << 20}\n", proc.stdout), \
         (proc.stdout, proc.stderr)
+
+
+# realesr-animevideov3-x2 on the CPU (1 thread) run on 64x64 planes, then on 160x160
+# ones under a cap with argv[1] bytes more room than those need alone, counting what
+# the pools keep of the first run as room: "ran", or ncnn's error.
+_POOLS_UNDER_A_CAP = """
+import resource, sys
+import numpy as np
+from ncnn_sr import devices, models, network
+spec = models.resolve_model("realesr-animevideov3-x2")
+def size():
+    return next(int(line.split()[1]) << 10 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+net = network.Network(str(spec.param_path), str(spec.bin_path), devices.CPU, spec.input_blob, spec.output_blob,
+                      threads=1, name=spec.name)
+rng = np.random.default_rng(0)
+large, small = rng.random((3, 160, 160), dtype=np.float32), rng.random((3, 64, 64), dtype=np.float32)
+before = size()
+net.extract({spec.input_blob: large}, spec.output_blob)
+need = size() - before
+net.trim()
+before = size()
+net.extract({spec.input_blob: small}, spec.output_blob)
+kept = size() - before
+hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+resource.setrlimit(resource.RLIMIT_AS, (size() - kept + need + int(sys.argv[1]), hard))
+try:
+    net.extract({spec.input_blob: large}, spec.output_blob)
+    print("ran")
+except network.NetFailure as e:
+    print(e)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+def test_a_cpu_run_out_of_memory_runs_again_with_the_pools_trimmed():
+    # ncnn's pools keep the buffers of every shape run before: the 160x160 run, with
+    # room for itself and 8 MB more once the 64x64 run's were given back, failed with
+    # ncnn error -100.
+    proc = subprocess.run([sys.executable, "-c", _POOLS_UNDER_A_CAP, str(8 << 20)], capture_output=True, text=True,
+                          timeout=300)
+    assert (proc.returncode, proc.stdout) == (0, "ran\n"), (proc.stdout, proc.stderr)
