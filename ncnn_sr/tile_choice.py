@@ -25,7 +25,8 @@ from .windows import GPU_WINDOW_BYTES_PER_PIXEL, GPU_WINDOWS_IN_FLIGHT, blob_wid
 # rest (tools/cpu_memory.py), against 50-65 kB per pixel for the whole network.
 HEAD_PIECE = 48
 # The least a short room shrinks that piece to (_cpu_head_piece), in steps of
-# HEAD_PIECE_STEP: the head then runs (18/16)² of its pixels, its context counted.
+# HEAD_PIECE_STEP: realesrgan-x4plus (a context of 1 px) then runs (18/16)² of the
+# head's pixels where 48 px pieces run (50/48)².
 MIN_HEAD_PIECE = 16
 HEAD_PIECE_STEP = 8
 SPLIT_HEAD_BYTES_PER_PIXEL = 48_000
@@ -157,7 +158,7 @@ class TileChoice:
                 return staged_tile, stages
         return full, False
 
-    def _cpu_head_piece(self, net: SplitNetwork, share: int | None = None) -> int:
+    def _cpu_head_piece(self, net: SplitNetwork) -> int:
         """The head piece a CPU split network runs with now: its own, where its reserve
         leaves the trunk the quarter of a window's budget (devices.cpu_tile_budget)
         that _auto_tile gives it at least, else the largest, by HEAD_PIECE_STEP, whose
@@ -167,7 +168,7 @@ class TileChoice:
         window whose box took a whole piece. The tile is chosen with the whole piece's
         reserve still: the trunk takes no more room than it did."""
         whole = min(SPLIT_HEAD_BYTES_PER_PIXEL, self.spec.cpu_bytes_per_pixel)
-        room = devices.cpu_tile_budget(share=share or self._concurrency) * 3 // 4
+        room = devices.cpu_tile_budget(share=self._concurrency) * 3 // 4
         c = net.plan.head_context
         piece = net.head_piece
         while piece > MIN_HEAD_PIECE and (piece + 2 * c) ** 2 * whole > room:
