@@ -26,7 +26,7 @@ from .errors import (HintedInputError, InputError, Option, SettingError, WriteOu
                      in_one_line, mappable, with_article)
 from .files import atomic_write, check_named_as_file, file_in_the_way
 from .fixed import fixed_fields
-from . import apng, avif, bmp, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
+from . import apng, avif, bmp, budget, damaged, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .icc import cicp_chunks, for_format as colour_profile
 from .native_stderr import captured_stderr
@@ -197,7 +197,7 @@ def _format_key(ext: str, path: str | os.PathLike) -> str:
 # --- reading ---------------------------------------------------------------------------
 
 @in_one_line  # a file name may hold a line break
-def read_image(path: str | bytes | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
+def read_image(path: str | bytes | os.PathLike, skip_damaged: bool = False) -> tuple[np.ndarray, ImageInfo]:
     """A picture as an H×W×C array (C in 1, 3, 4; uint8, or uint16 where it is read in
     16 bits: 16-bit PNG, TIFF and PPM, 10- or 12-bit HEIF and AVIF, deeper JPEG 2000)
     and its ImageInfo. Animated pictures give their first frame (``frames`` says how
@@ -209,9 +209,16 @@ def read_image(path: str | bytes | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     (Pillow's readers say some as a broken file's). ``path`` is a file's path (str,
     bytes or os.PathLike), as ``write_image``'s is: a file's contents, or an open file, is an
     InputError saying what to give instead (the reader opens the file again by its
-    path for its checks and deeper samples)."""
+    path for its checks and deeper samples). A damaged picture (cut short, its data's
+    checksum or restart markers wrong) is refused, or with ``skip_damaged`` read as
+    far as its decoder can, what is missing filled grey, with a warning saying what
+    is missing: a still JPEG, PNG, GIF, BMP or TIFF (a WebP's, AVIF's or HEIF's
+    decoder gives nothing of one; an animation's frames past a damaged one are
+    refused still)."""
     path = file_path(path, "read_image")
-    with reading(path), walked_png(path):
+    if not isinstance(skip_damaged, (bool, np.bool_)):
+        raise SettingError(f"skip_damaged must be True or False, got {describe(skip_damaged)}")
+    with damaged.skipping(bool(skip_damaged)), reading(path), walked_png(path):
         return _read(path)
 
 
@@ -237,20 +244,26 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         _check_webp_canvas(im, path)
         # Pillow's own opening where it is the file's (not a mended copy in memory).
         opened = im.fp if getattr(getattr(im, "fp", None), "name", None) == os.fspath(path) else None
+        broken = None  # what damages its pixels, known before they are decoded
         if im.format == "PNG" and (checked := png_damaged_pixels(path, opened)) is not None:
-            why, broken = checked
-            if broken:
-                raise SyntaxError(why)
-            log.warning("%s: %s", path, why)
-        with decoding(im, path):
-            im.load()
+            why, broken = checked[0], checked[0] if checked[1] else None
+            if broken is None:
+                log.warning("%s: %s", path, why)
+        with decoding(im, path):  # what a damaged one's decoder read, as another opening of it
+            im, missing = damaged.load(im, path, lambda e: damage_words(path, e),
+                                       lambda e: _said_out_of_memory(str(e)), broken)
         if jpeg_read is not None:
-            _check_jpeg_end(im, path, *jpeg_read, ended)
-            data, missing = jpeg_read
+            damaged_already = _check_jpeg_end(im, path, *jpeg_read, ended)
+            data, lacking = jpeg_read
+            if damaged_already:
+                pass  # one warning a picture: a cut one's restart markers and codes lack alike
+            elif (why := jpeg.restarts_out_of_sequence(data)) is not None:
+                damaged.found(path, why, "read as libjpeg reads it on from the next restart marker, the blocks "
+                                         "between grey or shifted")
             # A whole one's codes are checked: one cut short decodes no better for it.
-            if (why := jpeg.restarts_out_of_sequence(data)
-                    or (jpeg.bad_codes(data, im) if ended and missing is None else None)) is not None:
-                raise InputError(f"{path}: broken or truncated picture ({why})")
+            elif ended and lacking is None and (why := jpeg.bad_codes(data, im)) is not None:
+                damaged.found(path, why, "read as libjpeg decodes on through them, the blocks from there wrong or "
+                                         "shifted")
         # Loading runs outside the warnings guard (decoding is slow and the guard is
         # one at a time), where Pillow only warns of a frame that grew past the
         # limit on loading: the limit is checked again here.
@@ -290,6 +303,10 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         if grey_alpha is not None:
             arr = tiff16.grey_alpha_pixels(arr, grey_alpha)
             info = replace(info, mode="LA" if arr.shape[2] == 4 else "I;16")
+        if missing is not None:  # the 8 bits read are kept: the deeper readers take no damage
+            arr = damaged.filled(arr, missing)
+            deep = deep_heif = deep_tiff = False
+            deep_jpeg2000, deep_ppm = 8, None
         if first_box is not None and first_box != (0, 0, *im.size):
             # Pillow paints the canvas the first frame leaves uncovered in palette
             # colour 0, opaque unless that frame has a transparent index; browsers
@@ -646,6 +663,12 @@ def _video_kind(path: str) -> str | None:
         return None
 
 
+def damage_words(path: str, e: Exception) -> str:
+    """What a reader's failure ``e`` says of the damage of the picture at ``path``,
+    as a refusal words it."""
+    return _cut_words(path) or _one_line(e)
+
+
 def _cut_riff(path: str) -> str | None:
     """``cut_riff``'s words for the file at ``path``."""
     return _judged_head(path, 12, cut_riff)
@@ -791,12 +814,13 @@ def one_size(paths, most: int = 500) -> tuple[int, int] | None:
 
 
 @in_one_line
-def check_picture(path) -> None:
+def check_picture(path, skip_damaged: bool = False) -> None:
     """The InputError reading the picture at ``path`` would end in, found from its
     header (missing, empty, not a picture, a header broken or of too many pixels), or
     for a file whose end is missing (``is_cut_short``: a download cut short) by
     reading it whole; nothing for a picture that looks whole. For a run of one
-    picture, before the devices and the model: their notices came before its error."""
+    picture, before the devices and the model: their notices came before its error.
+    ``skip_damaged``: as ``read_image``'s."""
     path = file_path(path, "check_picture")
     try:
         with reading(path):
@@ -807,11 +831,11 @@ def check_picture(path) -> None:
         # Our own readers take some that Pillow's header refuses (a 16-bit grey and
         # alpha TIFF): the read says whether the picture is broken.
         with _unsaid_in_this_thread():
-            read_image(path)
+            read_image(path, skip_damaged)
         return
     if is_cut_short(path):
         with _unsaid_in_this_thread():  # a reader may take it whole
-            read_image(path)  # its failure, in the words a read says it
+            read_image(path, skip_damaged)  # its failure, in the words a read says it
 
 
 class _OtherThreads(logging.Filter):
@@ -999,9 +1023,11 @@ def _check_jpeg_data(im: Image.Image, path: str, ended: bool = True) -> tuple[by
     stops at an end marker before scans of all its components: libjpeg would read it
     as a picture of the claimed size, grey where the data ran out, with no error,
     where one cut short before its end is refused as truncated, as other formats
-    are. A progressive one lacking only its last bits or bands is read with a
-    warning. Read from the file Pillow has open, left where it was; ``ended``: false
-    where that file had no end marker of its own (``_with_end_marker``)."""
+    are (where damaged pictures are read, ``damaged.skipping``, read with a warning
+    instead, where a scan was read). A progressive one lacking only its last bits
+    or bands is read with a warning. Read from the file Pillow has open, left where
+    it was; ``ended``: false where that file had no end marker of its own
+    (``_with_end_marker``)."""
     if im.format not in ("JPEG", "MPO"):
         return None
     f = im.fp
@@ -1014,10 +1040,10 @@ def _check_jpeg_data(im: Image.Image, path: str, ended: bool = True) -> tuple[by
     finally:
         f.seek(where)
     missing = jpeg.missing_scans(data, ended) if reason is None else None
-    if missing is not None and missing[1]:
-        reason = missing[0]
     if reason is not None:
         raise InputError(f"{path}: broken or truncated picture ({reason})")
+    if missing is not None and missing[1]:  # libjpeg decodes a component without a scan grey
+        damaged.found(path, missing[0], "the components its data lacks are grey", readable=jpeg.scans(data) > 0)
     return data, missing
 
 
@@ -1072,7 +1098,7 @@ def _check_webp_canvas(im: Image.Image, path: str) -> None:
 
 
 def _check_jpeg_end(im: Image.Image, path: str, data: bytes, missing: tuple[str, bool] | None,
-                    ended: bool = True) -> None:
+                    ended: bool = True) -> bool:
     """InputError where the JPEG ``im`` (at ``path``, of bytes ``data``, whose scans
     lack ``missing``: _check_jpeg_data's walk of its markers, not done again), just
     loaded, has blocks its data ran out before, at an end marker: libjpeg fills them
@@ -1080,7 +1106,9 @@ def _check_jpeg_end(im: Image.Image, path: str, data: bytes, missing: tuple[str,
     Decoded again, which tells, only where it ends in that grey or is progressive: a
     progressive one's last scan, half of its bytes or more, leaves no trace in its
     pixels. A progressive one whose scans stop, whole, before the last bits of its
-    coefficients is read with a warning: it may be made so."""
+    coefficients is read with a warning: it may be made so. Where damaged pictures
+    are read (``damaged.skipping``), one whose data ran out is read with a warning
+    instead of the InputError, where something of it was read: True then."""
     # A sequential one cut inside its last MCU and closed with an end marker ends in
     # no grey (libjpeg decodes the rest of that MCU from zero bits) and is read
     # without a word: its bottom-right MCU alone is wrong, and a cut lands there once
@@ -1088,14 +1116,23 @@ def _check_jpeg_end(im: Image.Image, path: str, data: bytes, missing: tuple[str,
     # 640x480 photo's 119 KB, 1200 MCUs). Only a second decode tells (0.15 s of CPU
     # a 12 MP picture; two at 1/8 scale cost as much); Pillow passes on no libjpeg
     # warning ("premature end of data segment").
+    if missing is not None and missing[1]:
+        return True  # read with damaged.skipping, as _check_jpeg_data warned
     if ended and not (im.info.get("progressive") or jpeg.ends_grey(im)):
-        return  # one without its end marker is decoded again whatever its end: a cut may leave no grey
-    reason = jpeg.runs_out(data, im, ended)
-    if reason is not None:
-        raise InputError(f"{path}: broken or truncated picture ({reason})")
+        return False  # one without its end marker is decoded again whatever its end: a cut may leave no grey
+    if (at := jpeg.run_out_at(data, im, ended)) is not None:
+        # From the block the data ran out at, libjpeg leaves a sequential one's
+        # blocks grey, a progressive one's without its later scans' detail.
+        progressive = bool(im.info.get("progressive"))
+        lost = "read with less detail or grey" if progressive else "missing, filled grey"
+        damaged.found(path, f"JPEG: its data {jpeg.stops(ended)} before its last blocks",
+                      f"rows {at[0] + 1}-{im.height} of {im.height}{', the first in part,' * (at[1] > 0)} {lost}",
+                      readable=at != (0, 0) or (progressive and jpeg.scans(data) > 1))  # a scan whole
+        return True
     if missing is not None:  # whole components are all there
         log.warning("%s: %s (%s): read with less detail", path, missing[0],
                     "cut short, or made so" if ended else "cut short, with no end marker")
+    return False
 
 
 def _warn_of_pages(im: Image.Image, path: str) -> None:

@@ -103,7 +103,7 @@ def unended(data: bytes) -> bytes | None:
     the file's end: cut short there, or whole with its end marker left out (some
     cameras and encoders do), which Pillow refuses alike as truncated. Closed, it is
     told as one cut and closed with an end marker is (``missing_scans``,
-    ``runs_out``). One cut inside a header between scans (a progressive one's
+    ``run_out_at``). One cut inside a header between scans (a progressive one's
     tables) is closed before that header. None where the data ends otherwise (cut
     before its first scan, an end marker there)."""
     if data[:2] != b"\xff\xd8" or _layout(data) is not None or (first := data.find(b"\xff\xda")) < 0:
@@ -149,10 +149,17 @@ def missing_scans(data: bytes, ended: bool = True) -> tuple[str, bool] | None:
     return f"a progressive JPEG whose {len(scans)} scans end before the last bits of its coefficients", False
 
 
+def scans(data: bytes) -> int:
+    """How many scans the JPEG ``data`` holds before its end marker; 0 where its
+    markers cannot be walked to one."""
+    layout = _layout(data)
+    return 0 if layout is None else len(layout[2])
+
+
 def ends_grey(im: Image.Image) -> bool:
     """Whether the decoded JPEG ``im`` ends in the grey of blocks libjpeg had no
     data for: the one cheap sign that a sequential one's data may have run out;
-    ``runs_out`` tells. Its last MCU is looked at, the blocks decoded last, wherever
+    ``run_out_at`` tells. Its last MCU is looked at, the blocks decoded last, wherever
     the picture's edge cuts it: the 8x8 pixels at its corner straddled MCUs whose
     data was there. Upsampling blends an MCU's chroma with its neighbours', so its
     colour may be off grey there: its luma is not."""
@@ -183,13 +190,14 @@ def _grey_luma(rgb: np.ndarray) -> bool:
     return bool((np.abs(rgb @ np.array([299, 587, 114], dtype=np.int32) - 128000) < 1000).all())
 
 
-def runs_out(data: bytes, im: Image.Image, ended: bool = True) -> str | None:
-    """Why the JPEG ``data``, decoded as ``im``, has blocks its data ran out before:
+def run_out_at(data: bytes, im: Image.Image, ended: bool = True) -> tuple[int, int] | None:
+    """Where the JPEG ``data``, decoded as ``im``, has blocks its data ran out before:
     bytes set before its end marker change its pixels, where after the last block
     libjpeg passes them over. A picture whose last blocks are coded grey is told from
     one whose data ran out so, at the cost of decoding it again (a progressive one
     twice, where the first bytes change nothing, and so is one without an end marker
-    of its own, ``ended`` false). None where they do not, or cannot be set."""
+    of its own, ``ended`` false). The first pixel they change, in the order its
+    blocks are decoded, as (row, column); None where they do not, or cannot be set."""
     layout = _layout(data)
     if layout is None:
         return None
@@ -207,12 +215,16 @@ def runs_out(data: bytes, im: Image.Image, ended: bool = True) -> str | None:
         try:
             with Image.open(io.BytesIO(data[:eoi] + filler + data[eoi:])) as other:
                 other.load()
-                same = (other.mode == im.mode and other.size == im.size
-                        and ImageChops.difference(other, im).getbbox() is None)
+                if other.mode != im.mode or other.size != im.size:
+                    return 0, 0
+                changed = np.asarray(ImageChops.difference(other, im))
         except (OSError, SyntaxError, ValueError):  # the filler refused: no sign either way
             continue
-        if not same:
-            return f"JPEG: its data {stops(ended)} before its last blocks"
+        if changed.ndim == 3:
+            changed = changed.any(axis=2)
+        if changed.any():
+            row = int(np.flatnonzero(changed.any(axis=1))[0])
+            return row, int(np.flatnonzero(changed[row])[0])
     return None
 
 

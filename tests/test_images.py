@@ -1781,7 +1781,8 @@ def test_an_animated_webp_with_a_broken_frame_is_still_a_broken_picture(tmp_path
     last = whole.rfind(b"VP8L") + 8 + 5  # into the last frame's pixels, past its header
     (tmp_path / "bad.webp").write_bytes(whole[:last] + bytes(len(whole) - last))
     (tmp_path / "cut.webp").write_bytes(whole[:len(whole) * 9 // 10])
-    with pytest.raises(InputError, match=r"bad\.webp: broken or truncated picture \(failed to read next frame\)$"):
+    with pytest.raises(InputError, match=r"bad\.webp: broken or truncated picture \(failed to read next frame\): "
+                                         r"skip_damaged=True reads what can be read of it$"):  # the frames before
         read_frames(tmp_path / "bad.webp")
     with pytest.raises(InputError, match=r"cut\.webp: broken or truncated picture \(WebP: cut short"):
         read_frames(tmp_path / "cut.webp")
@@ -2436,7 +2437,8 @@ def test_a_png_whose_pixel_data_changed_under_its_checksum_is_broken(depth, whic
     halves = [png_chunk(b"IDAT", bytes(stored[:len(stored) // 2])), png_chunk(b"IDAT", bytes(stored[len(stored) // 2:]))]
     halves[which] = damaged(halves[which])  # as the changed data's checksum would be
     (tmp_path / "d.png").write_bytes(whole[:at] + b"".join(halves) + png_chunk(b"IEND", b""))
-    with pytest.raises(InputError, match=r"d.png: broken or truncated picture \(PNG: .*IDAT.*checksum.*whole.*\)$"):
+    with pytest.raises(InputError, match=r"d.png: broken or truncated picture \(PNG: .*IDAT.*checksum.*whole.*\): "
+                                         r"skip_damaged=True reads what can be read of it$"):
         read_image(tmp_path / "d.png")
 
 
@@ -2816,8 +2818,10 @@ def test_a_gif_cut_anywhere_says_after_which_frame(tmp_path):
     for size in range(starts[0], len(whole)):
         (tmp_path / "cut.gif").write_bytes(whole[:size])
         before = max(sum(start < size for start in starts) - 1, 0)
-        said = (rf"^\S*cut.gif: broken or truncated picture \(GIF: cut short after frame {before}\)$" if before
-                else r"^\S*cut.gif: broken or truncated picture \(GIF: cut short in its first frame\)$")
+        # What can be read of it (its first frame's first rows, or the frames before) names skip_damaged.
+        said = (rf"^\S*cut.gif: broken or truncated picture \(GIF: cut short after frame {before}\)" if before
+                else r"^\S*cut.gif: broken or truncated picture \(GIF: cut short in its first frame\)")
+        said += r"(: skip_damaged=True reads what can be read of it)?$"
         for read in (read_image, read_frames):
             try:
                 read(tmp_path / "cut.gif")
@@ -2848,8 +2852,9 @@ def test_a_gif_whose_image_data_ends_before_its_pixels_says_which_frame(frame, t
     frames = [Image.fromarray(picture(16, 24) // (i + 1)) for i in range(2)]
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50)
     (tmp_path / "s.gif").write_bytes(_with_short_image_data((tmp_path / "a.gif").read_bytes(), frame))
+    # Its first frame's pixels up to there can be read, or the frames before it (skip_damaged).
     said = (rf"^\S*s.gif: broken or truncated picture \(GIF: frame {frame + 1}'s image data is damaged or ends "
-             r"before its last pixels\)$")
+             r"before its last pixels\): skip_damaged=True reads what can be read of it$")
     for read in (read_frames,) if frame else (read_image, read_frames):  # read_image reads the first alone
         with pytest.raises(InputError, match=said):
             read(tmp_path / "s.gif")
@@ -3858,7 +3863,7 @@ def test_a_hinted_error_escaped_onto_one_line_keeps_its_type_and_its_hint_for_ea
 
 
 @pytest.mark.parametrize("trailer, said", [
-    (b"", "broken or truncated picture (GIF: cut short after frame 2)"),
+    (b"", "broken or truncated picture (GIF: cut short after frame 2): skip_damaged=True reads what can be read of it"),
     (b";", None),  # a control extension its file ends after: no frame missing
 ])
 def test_a_gif_cut_right_after_a_frames_control_extension_is_truncated(trailer, said, tmp_path):
