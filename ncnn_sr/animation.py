@@ -10,15 +10,16 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from . import avif
-from .errors import InputError, describe, in_one_line, with_article
+from . import avif, damaged
+from .errors import InputError, SettingError, describe, in_one_line, with_article
 from .fixed import fixed_fields
 from .apng import animate, frames_as_shown as apng_frames
 from .gif import animation_to_palette as gif_pictures, frames_as_shown as gif_frames
 from .gif import loop_count as gif_loop_count, write_animation as write_gif
 from .images import (FORMATS, GREY_MODES, ImageInfo, check_fits, checked_metadata, checked_write, comment_option,
                      count_frames, decoding, file_path, gif_profile, open_mended, palette_to_srgb, pillow_warnings,
-                     png_file, promised_write, read_image, reading, save_options, sized, write_bytes, write_still)
+                     png_file, promised_write, read_image, reading, save_options, sized, write_bytes, write_still,
+                     damage_words)
 from .metadata import EXIF_ORIENTATION, orient, readable_exif
 from .png import mended as mended_png
 from .pixels import check_image, to_eight_bit
@@ -85,7 +86,8 @@ def _whole(value) -> bool:
 
 
 @in_one_line  # a file name may hold a line break
-def read_frames(path: str | bytes | os.PathLike, info: ImageInfo | None = None) -> tuple[Animation, ImageInfo]:
+def read_frames(path: str | bytes | os.PathLike, info: ImageInfo | None = None,
+                skip_damaged: bool = False) -> tuple[Animation, ImageInfo]:
     """Every frame of a picture as a viewer shows it, and its ImageInfo (that of
     ``read_image``, whose ``frames`` is the frame count). ``info``, what
     ``read_image`` already gave for this file, spares an animation that first read.
@@ -102,15 +104,20 @@ def read_frames(path: str | bytes | os.PathLike, info: ImageInfo | None = None) 
     still picture (an MPO's, PSD's or TIFF's further frames are no animation) gives
     ``read_image``'s pixels as its one frame, shown once. Every failure, a broken
     frame midway included, is an InputError naming the file, but for the memory
-    running out, a MemoryError naming it."""
+    running out, a MemoryError naming it. An animation damaged past its first frame
+    is refused naming ``skip_damaged``, with which it gives the frames before the
+    damaged one, with a warning; a damaged still is read as ``read_image`` reads it
+    with it. One damaged in its first frame is refused still."""
     path = file_path(path, "read_frames")
     if info is not None and not isinstance(info, ImageInfo):
         raise InputError(f"info must be the ImageInfo read_image gave, got {describe(info)}")
+    if not isinstance(skip_damaged, (bool, np.bool_)):
+        raise SettingError(f"skip_damaged must be True or False, got {describe(skip_damaged)}")
     if info is None or info.frames == 1:
-        first, info = read_image(path)
+        first, info = read_image(path, skip_damaged)
         if info.frames == 1:
             return Animation((first,), (0,), plays=1), info
-    with reading(path):
+    with damaged.skipping(skip_damaged), reading(path):
         return _read_all(path, info), info
 
 
@@ -129,6 +136,7 @@ def _read_all(path: str, info: ImageInfo) -> Animation:
         exif = readable_exif(im)
         orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
         plays = _plays(im, path)
+        failed = []  # where damaged frames end it, their error (damaged.skips)
         composed = {"GIF": gif_frames, "PNG": apng_frames}.get(im.format)
         if composed is not None:
             # Composed here: Pillow paints a GIF frame's uncovered canvas and its box
@@ -139,17 +147,29 @@ def _read_all(path: str, info: ImageInfo) -> Animation:
             with open(path, "rb") as f:
                 data = mended_png(f.read())[0]
             # A 16-bit APNG's frames in 16 bits, as a still png's are read.
-            frames, durations = gif_frames(data) if im.format == "GIF" else apng_frames(data, deep=True)
+            frames, durations = gif_frames(data, failed) if im.format == "GIF" else apng_frames(data, True, failed)
             frames = [orient(frame, orientation) for frame in frames]
         else:
             frames, durations = [], []
             for index in range(count):
-                im.seek(index)
-                with decoding(im, path):  # a WebP's frame is decoded as it is first used
-                    shown = im.convert("RGBA")
+                try:
+                    im.seek(index)
+                    with decoding(im, path):  # a WebP's frame is decoded as it is first used
+                        shown = im.convert("RGBA")
+                except damaged.RAN_OUT as e:
+                    if not frames:  # nothing to keep
+                        raise
+                    failed.append(e)
+                    break
                 frames.append(np.asarray(shown))
                 durations.append(round(im.info.get("duration") or 0))
         fmt = im.format
+    if failed:
+        if isinstance(failed[0], MemoryError) or getattr(failed[0], "errno", None) is not None:
+            raise failed[0]  # the host's, not the file's
+        lost = f"frame {count}" if len(frames) + 1 == count else f"frames {len(frames) + 1}-{count}"
+        damaged.found(path, damage_words(path, failed[0]),
+                      f"{lost} of {count} missing: the {len(frames)} before {'is' if len(frames) == 1 else 'are'} kept")
     if all(frame[:, :, 3].min() == np.iinfo(frame.dtype).max for frame in frames):
         for index, frame in enumerate(frames):  # one at a time: never two copies of them all
             frames[index] = np.ascontiguousarray(frame[:, :, :3])

@@ -42,7 +42,7 @@ class _Frame:
     data: bytes
 
 
-def frames_as_shown(data: bytes, deep: bool = False) -> tuple[list[np.ndarray], list[int]]:
+def frames_as_shown(data: bytes, deep: bool = False, failed: list | None = None) -> tuple[list[np.ndarray], list[int]]:
     """Every frame of the APNG ``data`` as browsers show it, 8-bit RGBA of the canvas
     size (16-bit where ``deep`` and the APNG is 16-bit), and each frame's duration in
     milliseconds (a denominator of 0 read as 100), each frame ending at the
@@ -58,8 +58,15 @@ def frames_as_shown(data: bytes, deep: bool = False) -> tuple[list[np.ndarray], 
     half clear there. Each frame's pixels are decoded by Pillow (one frame alone, as
     a PNG of its box), so they are 8-bit as Pillow reads them (a 16-bit sample's high
     byte), but by FFmpeg in 16 bits where ``deep``. A broken file raises what Pillow
-    raises, SyntaxError, or EOFError."""
-    shown = list(_shown(data, deep))
+    raises, SyntaxError, or EOFError; or where ``failed`` is a list, gives the
+    frames before, the error put in it."""
+    shown = []
+    try:
+        shown.extend(_shown(data, deep))
+    except Exception as e:  # noqa: BLE001 - a damaged frame's, whatever Pillow or FFmpeg raised
+        if failed is None or not shown:
+            raise
+        failed.append(e)
     return [frame for frame, _ in shown], _milliseconds([duration for _, duration in shown])
 
 

@@ -334,7 +334,7 @@ def _union(one, other):
 
 # --- reading --------------------------------------------------------------------------
 
-def frames_as_shown(data: bytes) -> tuple[list[np.ndarray], list[int]]:
+def frames_as_shown(data: bytes, failed: list | None = None) -> tuple[list[np.ndarray], list[int]]:
     """Every frame of the GIF ``data`` as browsers show it, 8-bit RGBA of the canvas
     size, and each frame's duration in milliseconds as browsers show it: a delay of
     SHORTEST_DELAY or less (0 or 1 hundredth) is DEFAULT_DELAY.
@@ -344,8 +344,15 @@ def frames_as_shown(data: bytes) -> tuple[list[np.ndarray], list[int]]:
     instead, unless the frame has a transparent index, so a frame smaller than the
     canvas, or a box disposed of, showed as an opaque block. Each frame's own pixels
     are decoded by Pillow (one frame alone, as a GIF of its box); the composition is
-    done here. A broken file raises what Pillow raises, or EOFError."""
-    shown = list(_shown(data))
+    done here. A broken file raises what Pillow raises, or EOFError; or where
+    ``failed`` is a list, gives the frames before, the error put in it."""
+    shown = []
+    try:
+        shown.extend(_shown(data))
+    except Exception as e:  # noqa: BLE001 - a damaged frame's, whatever Pillow raised
+        if failed is None or not shown:
+            raise
+        failed.append(e)
     if not shown:
         raise SyntaxError("broken GIF: no frame")
     return [frame for frame, _ in shown], [duration for _, duration in shown]
