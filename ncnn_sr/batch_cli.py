@@ -1229,7 +1229,7 @@ def _upscale_all(prog: str, opts: RunOptions, out_folder: Path, flags: FlagNames
                         quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
                         on_outcome=on_outcome, keep_opaque_alpha=opts.keep_opaque_alpha,
                         drop_oversized_exif=opts.drop_oversized_exif, animate=opts.animate, on_tile=on_tile,
-                        flags=flags)
+                        skip_damaged=opts.skip_damaged, flags=flags)
     progress.stopped = lambda: pipeline.stopped
     state.summary = pipeline.run(plan.jobs)
 
@@ -1240,7 +1240,7 @@ def _check_picture(opts: RunOptions, job: Job, spec: ModelSpec, flags: FlagNames
     known before the devices are looked at and the model loads: the auto device's
     notice (no Vulkan device) came first, two lines for one mistake, after the
     seconds a model takes to load. Its pixels are read only where its end is missing."""
-    check_picture(job.source)
+    check_picture(job.source, skip_damaged=opts.skip_damaged)
     resize = (opts.scale, opts.width, opts.height)
     if all(value is None for value in resize):
         if spec.scale is None:  # a custom model, not yet run: its scale is unknown

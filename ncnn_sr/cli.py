@@ -395,6 +395,11 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
 @click.option("-r", "--recursive", is_flag=True, help="Walk sub-folders too; their tree is mirrored in the output.")
 @click.option("--skip-existing", is_flag=True,
               help="Leave outputs that already exist (resume a batch); one empty or cut short is written again.")
+@click.option("--skip-damaged", is_flag=True,
+              help="Upscale a damaged picture (cut short, its data's checksum or restart markers wrong) as far as "
+                   "its decoder can read it, what is missing filled grey (of an animation, the frames before the "
+                   "damaged one), with a warning saying what is missing, instead of refusing it; in a folder, each "
+                   "such picture. JPEG, PNG, GIF, BMP, TIFF; a WebP, AVIF or HEIF's decoder reads none.")
 @click.option("--suffix", default="", callback=_suffix,
               help="Added to each output's name in folder mode (photo.jpg -> photo_x4.png), so outputs may go "
                    "beside their inputs: -i shots -o shots --suffix _x4.")

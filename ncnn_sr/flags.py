@@ -350,6 +350,7 @@ class RunOptions:
     metadata: bool = True
     recursive: bool = False
     skip_existing: bool = False
+    skip_damaged: bool = False  # a damaged picture is read as far as it goes, with a warning
     suffix: str = ""  # after each output's stem in folder mode: photo.jpg -> photo_x4.png
     verbose: bool = False
     quiet: bool = False

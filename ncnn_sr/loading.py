@@ -118,6 +118,7 @@ class Loading:
     _keep_opaque_alpha: bool
     _drop_oversized_exif: bool
     _skip_existing: bool
+    _skip_damaged: bool
     _animate: bool
     # Its run's: what stops new pictures, the memory of stills and animations in flight
     # (``_memory`` None where it is unknown), and where pictures go.
@@ -166,7 +167,8 @@ class Loading:
             with walked_png(job.source):  # its header checked, then read: its chunks walked once for both
                 if not item.error:
                     self._check_header(item)
-                read = None if item.error else _read(item, read_image, self._flags)
+                read = None if item.error else _read(
+                    item, lambda source: read_image(source, skip_damaged=self._skip_damaged), self._flags)
             if item.error and (gone := self._input_gone(job)) is not None:
                 # Every later picture of that folder would fail alike, a line each
                 # (255 of 300 pictures, the folder renamed during the run). A sub-folder
@@ -254,7 +256,8 @@ class Loading:
             return False
         deep = item.pixels.dtype == np.uint16
         item.reserved, item.held, item.pixels = need, 0 if self._memory is None else held, None
-        read = _read(item, lambda source: read_frames(source, item.info), self._flags)  # its first frame is read
+        read = _read(item, lambda source: read_frames(source, item.info, self._skip_damaged),
+                     self._flags)  # its first frame is read
         if read:
             item.animation, item.info = read
             if deep and item.animation.frames[0].dtype != np.uint16 and output_format(item.target) == "png":

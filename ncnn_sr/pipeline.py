@@ -83,7 +83,9 @@ class Pipeline(Loading, Failover, DeclaredOnly):
     and the queues between hold at most ``queue_size`` pictures. Each picture is
     upscaled as ``Upscaler.upscale`` does with ``scale``, ``width`` and ``height``,
     and written as ``write_image`` does with ``quality`` and ``metadata``; with
-    ``skip_existing`` a job whose output is there (not empty, nor cut short) is skipped.
+    ``skip_existing`` a job whose output is there (not empty, nor cut short) is skipped;
+    with ``skip_damaged`` a damaged picture is read as ``read_image`` reads it with
+    ``skip_damaged``, as far as it goes, with a warning.
 
     ``on_outcome`` is called once for each job the run finishes (ok, skipped or
     failed: ``Summary.done`` of them; "not done", its sub-folder gone), from a save or load thread, never from two
@@ -155,7 +157,7 @@ class Pipeline(Loading, Failover, DeclaredOnly):
                  on_outcome: Callable[[Outcome], None] | None = None, queue_size: int = 8,
                  keep_opaque_alpha: bool = False, drop_oversized_exif: bool = False, animate: bool = True,
                  animation_memory: int | None = None, on_tile: Callable[[int, int], None] | None = None,
-                 flags: FlagNames | None = None):
+                 skip_damaged: bool = False, flags: FlagNames | None = None):
         lanes = check_lanes(lanes, "a pipeline")  # each Lane has checked its upscaler
         # "2" was a bare TypeError, and 1.5 one in run.
         for name, value in (("load_workers", load_workers), ("save_workers", save_workers),
@@ -164,7 +166,7 @@ class Pipeline(Loading, Failover, DeclaredOnly):
                 raise SettingError(f"{name} must be a whole number, at least 1, got {describe(value)}")
         for name, value in (("metadata", metadata), ("skip_existing", skip_existing),
                             ("keep_opaque_alpha", keep_opaque_alpha), ("drop_oversized_exif", drop_oversized_exif),
-                            ("animate", animate)):
+                            ("animate", animate), ("skip_damaged", skip_damaged)):
             # A truthy "no" skipped every existing output, or kept the metadata asked away.
             if not isinstance(value, (bool, np.bool_)):
                 raise SettingError(f"{name} must be True or False, got {describe(value)}")
@@ -190,7 +192,7 @@ class Pipeline(Loading, Failover, DeclaredOnly):
         self._resize = {"scale": scale, "width": width, "height": height}
         self._quality, self._metadata = quality, metadata
         self._keep_opaque_alpha, self._drop_oversized_exif = keep_opaque_alpha, drop_oversized_exif
-        self._skip_existing = skip_existing
+        self._skip_existing, self._skip_damaged = skip_existing, skip_damaged
         self._animate, self._animation_memory = animate, animation_memory
         self._on_outcome, self._on_tile = on_outcome, on_tile
         self._flags = flags
@@ -226,6 +228,7 @@ class Pipeline(Loading, Failover, DeclaredOnly):
                  ("metadata", self._metadata, True), ("skip_existing", self._skip_existing, False),
                  ("keep_opaque_alpha", self._keep_opaque_alpha, False),
                  ("drop_oversized_exif", self._drop_oversized_exif, False), ("animate", self._animate, True),
+                 ("skip_damaged", self._skip_damaged, False),
                  ("animation_memory", self._animation_memory, None), ("queue_size", self._queue_size, 8)]
         parts = [f"lanes=[{', '.join(map(repr, self._lanes))}]", f"load_workers={self._load_workers}",
                  f"save_workers={self._save_workers}"]

@@ -1069,6 +1069,7 @@ def test_an_output_where_a_folder_is_fails_before_it_is_upscaled(tmp_path):
     ({"animate": None}, "animate must be True or False, got None"),
     ({"keep_opaque_alpha": 1}, "keep_opaque_alpha must be True or False, got 1"),
     ({"drop_oversized_exif": "yes"}, "drop_oversized_exif must be True or False, got 'yes'"),
+    ({"skip_damaged": "no"}, "skip_damaged must be True or False, got 'no'"),
     # Called for the first outcome, a TypeError raised once every picture was done.
     ({"on_outcome": "print"}, "on_outcome must be a function of an Outcome, or None, got 'print'"),
     # A TypeError from a worker at the first animation.
