@@ -94,7 +94,7 @@ def load(im: Image.Image, path: str, words: Callable[[Exception], str], fatal: C
         raise failure
     # Decoded over two fills, the pixels the decoder never wrote are those that
     # differ: each from its own opening, loaded to its end (a TIFF is turned upright then).
-    low, high = (_decoded(Image.open(io.BytesIO(data), formats=[im.format]), fill) for fill in _fills(im))
+    low, high = (_decoded(Image.open(io.BytesIO(data), formats=[im.format]), top) for top in (False, True))
     unwritten = np.asarray(low) != np.asarray(high)
     if unwritten.ndim == 3:
         unwritten = unwritten.any(axis=2)
@@ -102,9 +102,11 @@ def load(im: Image.Image, path: str, words: Callable[[Exception], str], fatal: C
         raise failure
     if unwritten.any():
         found(path, damage, _missing(unwritten) + doubt)
-    else:  # a GIF's frame is drawn over its clear colour, whatever the fill
-        found(path, damage, "its decoder read it whole: where the damage is, its pixels may be wrong" if doubt
-              else "read as far as its data goes, the rest left clear")
+    elif doubt:
+        found(path, damage, "its decoder read it whole: where the damage is, its pixels may be wrong")
+    else:  # a GIF's first frame is drawn over its clear colour, whatever the fill
+        found(path, damage, "read as far as its data goes, the rest left clear" if low.format == "GIF" else
+              "its decoder wrote every pixel before it failed")
     return low, unwritten if unwritten.any() else None
 
 
@@ -131,13 +133,13 @@ def _contents(source, path: str) -> bytes | None:
     return None
 
 
-def _decoded(im: Image.Image, fill) -> Image.Image:
-    """The picture ``im``, just opened, decoded over a picture filled with ``fill``,
-    as far as its data goes: Pillow's own loading, which stops at the first
-    failure, but keeps what was decoded (its LOAD_TRUNCATED_IMAGES, which is one
-    setting for every thread)."""
+def _decoded(im: Image.Image, top: bool) -> Image.Image:
+    """The picture ``im``, just opened, decoded over a picture filled with its mode's
+    highest value (``top``) or its lowest, as far as its data goes: Pillow's own
+    loading, which stops at the first failure, but keeps what was decoded (its
+    LOAD_TRUNCATED_IMAGES, which is one setting for every thread)."""
     tiles = list(im.tile)
-    im.im = Image.core.fill(im.mode, im.size, fill)
+    im.im = Image.core.fill(im.mode, im.size, _fill(im.mode, top))
     im.load_prepare()
     read = getattr(im, "load_read", im.fp.read)
     seek = getattr(im, "load_seek", im.fp.seek)
@@ -171,11 +173,11 @@ def _decoded(im: Image.Image, fill) -> Image.Image:
     return im
 
 
-def _fills(im: Image.Image) -> tuple:
-    """The lowest and highest values of ``im``'s mode, as Image.core.fill takes them."""
-    bands = len(im.getbands())
-    high = 1 if im.mode == "1" else 65535 if im.mode.startswith("I") else 255
-    return (0,) * bands if bands > 1 else 0, (high,) * bands if bands > 1 else high
+def _fill(mode: str, top: bool):
+    """The highest value (``top``) or the lowest of ``mode``, as Image.core.fill takes it."""
+    bands = Image.getmodebands(mode)
+    value = 0 if not top else 1 if mode == "1" else 65535 if mode.startswith("I") else 255
+    return (value,) * bands if bands > 1 else value
 
 
 def filled(arr: np.ndarray, unwritten: np.ndarray | None) -> np.ndarray:
