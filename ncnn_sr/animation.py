@@ -118,7 +118,16 @@ def read_frames(path: str | bytes | os.PathLike, info: ImageInfo | None = None,
         if info.frames == 1:
             return Animation((first,), (0,), plays=1), info
     with damaged.skipping(skip_damaged), reading(path):
-        return _read_all(path, info), info
+        try:
+            return _read_all(path, info), info
+        except damaged.RAN_OUT as e:
+            if not skip_damaged or getattr(e, "errno", None) is not None:
+                raise
+            # Its first frame was read, as a still, as far as it goes: said, where
+            # asked to read damage, as what can be had instead.
+            raise InputError(f"{path}: broken or truncated picture ({damage_words(path, e)}): its first frame is "
+                             "damaged, so no frame of the animation is whole (a jpg of it is that frame, read as far "
+                             "as it goes)") from None
 
 
 def _read_all(path: str, info: ImageInfo) -> Animation:

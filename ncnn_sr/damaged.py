@@ -138,6 +138,10 @@ def _decoded(im: Image.Image, top: bool) -> Image.Image:
     highest value (``top``) or its lowest, as far as its data goes: Pillow's own
     loading, which stops at the first failure, but keeps what was decoded (its
     LOAD_TRUNCATED_IMAGES, which is one setting for every thread)."""
+    # Its frames counted first, as the reading counts them after: Pillow counts a
+    # GIF's by seeking, and its seek back to the first frame decoded it again, failing.
+    with contextlib.suppress(*RAN_OUT):
+        getattr(im, "n_frames", 1)
     tiles = list(im.tile)
     im.im = Image.core.fill(im.mode, im.size, _fill(im.mode, top))
     im.load_prepare()

@@ -245,3 +245,27 @@ def test_an_apng_whose_last_frames_data_is_damaged_keeps_the_frames_before(tmp_p
                                                                            "the 2 before are kept"]]
     with pytest.raises(SettingError, match=r"^skip_damaged must be True or False, got 1$"):
         read_frames(tmp_path / "d.png", skip_damaged=1)
+
+
+def test_an_animation_damaged_in_its_first_frame_gives_that_frame_as_a_still_alone(tmp_path):
+    # Its first frame's image data kept in part, in one sub-block, the rest of the file whole.
+    data = animation("GIF", interlace=False)
+    descriptor = data.index(b"\x2c\x00\x00\x00\x00")
+    start = descriptor + 10 + (3 << ((data[descriptor + 9] & 7) + 1) if data[descriptor + 9] & 0x80 else 0) + 1
+    end = start
+    while data[end]:
+        end += 1 + data[end]
+    (tmp_path / "a.gif").write_bytes(data[:start] + b"\xc8" + data[start + 1:start + 201] + data[end:])
+    for out, code in (("o.jpg", 0), ("o.gif", 1)):
+        proc = subprocess.run([NCNN_SR, "-i", "a.gif", "-o", out, *X2, "--skip-damaged"], capture_output=True,
+                              text=True, cwd=tmp_path, timeout=300)
+        assert proc.returncode == code, proc.stderr
+        assert re.search(r"warning: a.gif: GIF: frame 1's image data is damaged or ends before its last pixels: "
+                         r"rows \d+-24 of 24 missing(, the first in part)?, filled grey\n", proc.stderr), proc.stderr
+    assert proc.stderr.endswith(
+        "ncnn-sr: error: a.gif: broken or truncated picture (GIF: frame 1's image data is damaged or ends before its "
+        "last pixels): its first frame is damaged, so no frame of the animation is whole (a jpg of it is that frame, "
+        "read as far as it goes)\n"), proc.stderr
+    with Image.open(tmp_path / "o.jpg") as still:
+        assert still.size == (64, 48)
+    assert not (tmp_path / "o.gif").exists()
