@@ -79,6 +79,13 @@ def jpeg_restart_wrong() -> bytes:
     return data[:at + 1] + bytes([0xD0 + (data[at + 1] + 3) % 8]) + data[at + 2:]
 
 
+def jpeg_codes_wrong() -> bytes:
+    """A 32x24 JPEG with 8 bytes inside its scan's data overwritten (no 0xFF: no marker)."""
+    data = encoded("JPEG", quality=90)
+    at = data.rindex(b"\xff\xda") + (len(data) - data.rindex(b"\xff\xda")) // 2
+    return data[:at] + bytes((37 * k + 11) % 255 for k in range(8)) + data[at + 8:]
+
+
 def cut_at(fmt: str, fraction: float, **options) -> bytes:
     data = encoded(fmt, **options)
     return data[:int(len(data) * fraction)]
@@ -103,6 +110,8 @@ DAMAGED = {
                                          r"before may be wrong", False),
     "restarts.jpg": (jpeg_restart_wrong, r"read as libjpeg reads it on from the next restart marker, the blocks "
                                          r"between grey or shifted", False),
+    "codes.jpg": (jpeg_codes_wrong, r"read as libjpeg decodes on through them, the blocks from there wrong or "
+                                    r"shifted", False),
     "cut.gif": (gif_cut, r"rows \d+-24 of 24 missing(, the first in part)?, filled grey", False),
     "cut.bmp": (lambda: cut_at("BMP", 0.6), r"rows 1-\d+ of 24 missing(, the first in part)?, filled grey", True),
     "cut.tif": (lambda: cut_at("TIFF", 0.6), r"rows \d+-24 of 24 missing(, the first in part)?, filled grey", True),
