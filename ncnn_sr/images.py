@@ -210,11 +210,11 @@ def read_image(path: str | bytes | os.PathLike, skip_damaged: bool = False) -> t
     bytes or os.PathLike), as ``write_image``'s is: a file's contents, or an open file, is an
     InputError saying what to give instead (the reader opens the file again by its
     path for its checks and deeper samples). A damaged picture (cut short, its data's
-    checksum or restart markers wrong) is refused, or with ``skip_damaged`` read as
-    far as its decoder can, what is missing filled grey, with a warning saying what
-    is missing: a still JPEG, PNG, GIF, BMP or TIFF (a WebP's, AVIF's or HEIF's
-    decoder gives nothing of one; an animation's frames past a damaged one are
-    refused still)."""
+    checksum, restart markers or codes wrong) is refused, naming ``skip_damaged``
+    where something of it can be read; with it, it is read as far as its decoder
+    can, what is missing filled grey, with a warning saying what is missing: a JPEG,
+    PNG, GIF, BMP or TIFF (a WebP's, AVIF's or HEIF's decoder gives nothing of one;
+    ``read_frames`` reads an animation damaged past its first frame up to there)."""
     path = file_path(path, "read_image")
     if not isinstance(skip_damaged, (bool, np.bool_)):
         raise SettingError(f"skip_damaged must be True or False, got {describe(skip_damaged)}")
