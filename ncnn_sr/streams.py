@@ -410,7 +410,7 @@ class VideoInput:
         self._head = b""  # its first bytes, looked at before FFmpeg reads it (peek)
         self._at = 0  # how much of them FFmpeg has read
         self.opened = None  # the container the look opened, for the run
-        self.ahead = None  # what the look read of it ahead of the run, which reads it first (video._Ahead)
+        self.ahead = None  # what the look read of it ahead of the run, which reads it first (video_packets._Ahead)
 
     def seekable(self) -> bool:
         """Whether it is a file, which FFmpeg may go back in (PyAV asks)."""

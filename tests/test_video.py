@@ -1968,7 +1968,7 @@ def test_a_frame_the_decoder_conceals_damage_in_is_an_error_or_kept_with_a_warni
 
 _ANOTHER_THREADS_ERROR = """
 import threading, av
-from ncnn_sr.video import _logged_here
+from ncnn_sr.video_packets import _logged_here
 
 def broken_frame():
     try:
@@ -5920,7 +5920,7 @@ def test_a_piped_videos_error_met_ahead_frees_itself_once_dropped():
     # _Ahead kept the error it raised, and its raising frame (in the error's traceback)
     # kept _Ahead: a cycle holding the frames the error went through, the decoding's,
     # until a full collection.
-    from ncnn_sr.video import _Ahead
+    from ncnn_sr.video_packets import _Ahead
 
     ahead = _Ahead(None)
     ahead.error = av.error.InvalidDataError(1094995529, "Invalid data found when processing input")

@@ -658,8 +658,8 @@ def test_a_video_out_of_memory_with_no_work_kept_says_so_as_before(tmp_path, in_
 def decoding_short_of_memory_after(monkeypatch, packets: int) -> None:
     """FFmpeg out of memory as it decodes the video packet after the first
     ``packets``: PyAV's av.error.MemoryError (ENOMEM), as its decoder raises it."""
-    from ncnn_sr import video
-    real, decoded = video._demuxed, []
+    from ncnn_sr import video_packets
+    real, decoded = video_packets._demuxed, []
 
     class Short:
         def __init__(self, packet):
@@ -677,7 +677,7 @@ def decoding_short_of_memory_after(monkeypatch, packets: int) -> None:
     def demuxed(container, *streams, **options):
         for packet in real(container, *streams, **options):
             yield Short(packet) if packet.stream.type == "video" else packet
-    monkeypatch.setattr(video, "_demuxed", demuxed)
+    monkeypatch.setattr(video_packets, "_demuxed", demuxed)
 
 
 def pieces_short_of_memory_after(monkeypatch, pieces: int) -> None:
@@ -775,9 +775,9 @@ def test_upscale_video_raises_ffmpegs_out_of_memory_as_a_memory_error_and_keeps_
 _OPENED_OUT_OF_MEMORY = """
 import errno, os, sys
 import av
-from ncnn_sr import batch_cli, video
+from ncnn_sr import batch_cli, video_packets
 kind, *args = sys.argv[1:]
-video.available_memory = lambda: 200 << 20
+video_packets.available_memory = lambda: 200 << 20
 
 def opening(file, mode="r", *given, **options):
     if mode == "r" and kind != "path":
@@ -823,7 +823,7 @@ def test_out_of_memory_as_an_input_opens_is_the_hosts_not_the_files(kind, folder
 @pytest.mark.parametrize("kind", ["ffmpeg", "system"])
 def test_probe_and_upscale_video_raise_out_of_memory_as_the_input_opens_as_a_memory_error(kind, tmp_path,
                                                                                       monkeypatch):
-    from ncnn_sr import video
+    from ncnn_sr import video, video_packets
     clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
 
     def opening(file, mode="r", *given, **options):
@@ -835,7 +835,7 @@ def test_probe_and_upscale_video_raise_out_of_memory_as_the_input_opens_as_a_mem
     real = av.open
     monkeypatch.setattr(av, "open", opening)
     # Short of memory indeed: with room to spare, FFmpeg's ENOMEM is a damaged file's.
-    monkeypatch.setattr(video, "available_memory", lambda: 200 << 20)
+    monkeypatch.setattr(video_packets, "available_memory", lambda: 200 << 20)
     said = f"^{re.escape(str(clip))}: cannot open: Cannot allocate memory$"
     with pytest.raises(MemoryError, match=said):
         video.probe(clip)

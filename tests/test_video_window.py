@@ -351,18 +351,19 @@ def test_a_frame_bar_whose_total_was_too_many_ends_at_the_frames_done(monkeypatc
 def test_a_part_near_the_start_of_a_long_video_stops_reading_soon_after_it(tmp_path, monkeypatch):
     # A subtitle track whose last cue comes early never goes past the part's end:
     # the file was read to its end to see that.
-    import ncnn_sr.video as video
+    from ncnn_sr import video, video_packets
 
     clip = add_subtitles(make_clip(tmp_path / "long.mp4", frames=24 * 60, width=32, height=24, audio=None, gop=24),
                          tmp_path / "long.mkv", [("00:00:00,500", "00:00:01,000", "early")])
     passes = []  # the packets of each read: the rate is judged in a read of its own (video._variable_rate)
-    demuxed = video._demuxed
+    demuxed = video_packets._demuxed
 
     def counted(*args, **kwargs):
         passes.append([])
         return (passes[-1].append(p) or p for p in demuxed(*args, **kwargs))
 
-    monkeypatch.setattr(video, "_demuxed", counted)
+    for module in (video, video_packets):  # each that reads the input's packets
+        monkeypatch.setattr(module, "_demuxed", counted)
     assert upscale_video(clip, tmp_path / "out.mkv", lambda f: f,
                          EncodeOptions(start=Fraction(1), duration=Fraction(2))) == 48
     assert passes and all(len(read) < 24 * 15 for read in passes)  # the part's end, 3 s, and INTERLEAVED_WITHIN, 10 s
