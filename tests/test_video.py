@@ -1372,7 +1372,7 @@ def test_cover_art_is_named_as_such_when_dropped(tmp_path, suffix):
 
 
 def test_the_video_upscaled_is_never_a_cover_picture_listed_first():
-    from ncnn_sr import video as video_mod
+    from ncnn_sr.video_input import _video_stream
 
     class Stream:
         def __init__(self, disposition):
@@ -1386,10 +1386,10 @@ def test_the_video_upscaled_is_never_a_cover_picture_listed_first():
         class streams:
             video = [Stream(av.stream.Disposition.attached_pic), Stream(av.stream.Disposition.default)]
 
-    assert video_mod._video_stream(Container, "in.mp4") is Container.streams.video[1]
+    assert _video_stream(Container, "in.mp4") is Container.streams.video[1]
     Container.streams.video = Container.streams.video[:1]
     with pytest.raises(InputError, match="has no video stream, only a cover picture"):
-        video_mod._video_stream(Container, "in.mp4")
+        _video_stream(Container, "in.mp4")
 
 
 @pytest.mark.parametrize("first", [True, False])
