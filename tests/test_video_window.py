@@ -351,18 +351,18 @@ def test_a_frame_bar_whose_total_was_too_many_ends_at_the_frames_done(monkeypatc
 def test_a_part_near_the_start_of_a_long_video_stops_reading_soon_after_it(tmp_path, monkeypatch):
     # A subtitle track whose last cue comes early never goes past the part's end:
     # the file was read to its end to see that.
-    from ncnn_sr import video, video_packets
+    from ncnn_sr import video_packets, video_timeline
 
     clip = add_subtitles(make_clip(tmp_path / "long.mp4", frames=24 * 60, width=32, height=24, audio=None, gop=24),
                          tmp_path / "long.mkv", [("00:00:00,500", "00:00:01,000", "early")])
-    passes = []  # the packets of each read: the rate is judged in a read of its own (video._variable_rate)
+    passes = []  # the packets of each read: the rate is judged in a read of its own (video_timeline._variable_rate)
     demuxed = video_packets._demuxed
 
     def counted(*args, **kwargs):
         passes.append([])
         return (passes[-1].append(p) or p for p in demuxed(*args, **kwargs))
 
-    for module in (video, video_packets):  # each that reads the input's packets
+    for module in (video_packets, video_timeline):  # each that reads the input's packets
         monkeypatch.setattr(module, "_demuxed", counted)
     assert upscale_video(clip, tmp_path / "out.mkv", lambda f: f,
                          EncodeOptions(start=Fraction(1), duration=Fraction(2))) == 48
