@@ -50,7 +50,7 @@ HARDWARE_NEEDS = {"_nvenc": "an NVIDIA GPU and its driver", "_qsv": "an Intel GP
 # user who set it keeps.
 QUIET_X265 = {"x265-params": "log-level=error"}
 QUIET_SVT_AV1 = ("SVT_LOG", "1")
-# The fewest frames x265 stamps right with B-frames on (see video._video_out).
+# The fewest frames x265 stamps right with B-frames on (see video_output._video_out).
 X265_FEWEST_REORDERED = 3
 # x265's cuTree writes past a buffer of one int per 16 pixels across (valgrind:
 # Lookahead::cuTree, into what Lookahead::create allocated) in frames this wide or

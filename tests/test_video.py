@@ -2968,7 +2968,7 @@ def test_a_timecode_a_container_cannot_hold_is_said_to_be_dropped(suffix, codec,
 
 def test_the_muxers_said_to_drop_a_timecode_drop_it_and_no_other_does(tmp_path):
     # Keeps TIMECODELESS_MUXERS true to the FFmpeg here, for each container the commands write.
-    from ncnn_sr.video import TIMECODELESS_MUXERS
+    from ncnn_sr.video_output import TIMECODELESS_MUXERS
     from ncnn_sr.video_options import VIDEO_CONTAINERS
 
     dropping = set()
