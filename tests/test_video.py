@@ -1998,16 +1998,16 @@ def test_another_threads_ffmpeg_errors_while_packets_are_read_stay_off_stderr():
 # the process's own (ulimit -v): libx264 maps some 38 MB to open on 384x384 frames.
 _ENCODER_OPENED_SHORT = """
 import resource, sys
-from ncnn_sr import entry, video
+from ncnn_sr import entry, video_transcode
 
-real, room = video._open_saying_why, int(sys.argv.pop(1)) << 10
+real, room = video_transcode._open_saying_why, int(sys.argv.pop(1)) << 10
 
 def capped(ctx):
     size = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:")) * 1024
     resource.setrlimit(resource.RLIMIT_AS, (size + room, resource.getrlimit(resource.RLIMIT_AS)[1]))
     real(ctx)
 
-video._open_saying_why = capped
+video_transcode._open_saying_why = capped
 sys.argv = ["ncnn-sr", *sys.argv[1:]]
 entry.ncnn_sr()
 """
