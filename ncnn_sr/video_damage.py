@@ -15,7 +15,7 @@ from fractions import Fraction
 import av
 
 from . import avi_index, gif
-from .errors import FlagNames, InputError, Option
+from .errors import FlagNames, InputError, Option, ffmpeg_short_of_memory
 from .streams import VideoInput
 from .video_codecs import _reason
 from .video_packets import PacketPastMemory
@@ -68,9 +68,12 @@ def _refusal(e: Exception) -> str:
     return _refused_how(e) or f"its decoder refused a packet: {_reason(e)}"
 
 
-def _cannot_decode(src, e: Exception, flags: FlagNames, refused: bool = False) -> InputError:
+def _cannot_decode(src, e: Exception, flags: FlagNames, refused: bool = False) -> InputError | MemoryError:
     """``src`` said as undecodable for ``e``; ``refused``: ``e`` is the decoder's
-    refusal of a packet, one of REFUSED."""
+    refusal of a packet, one of REFUSED. The host out of memory (FFmpeg's ENOMEM, or
+    its EAGAIN under a cap) is said as that, naming the decoding."""
+    if (short := ffmpeg_short_of_memory(f"FFmpeg cannot decode {src}", e)) is not None:
+        return short
     if isinstance(e, PacketPastMemory):  # what --skip-damaged skips is decoded, this is not read
         return InputError(f"{src}: cannot read: {e.strerror}")
     if not (refused or isinstance(e, DAMAGE)):

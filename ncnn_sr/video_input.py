@@ -99,7 +99,7 @@ def _open_input(path):
     if moving and all(video_streams.still_item(container, s) for s in moving):
         brand = container.metadata.get("major_brand", "").strip() or "heif"
         container.close()
-        raise InputError(f"{path}: a still picture ({brand}), not a video: upscale it as a picture")
+        raise InputError(f"{path}: a still picture ({brand}), not a video: upscale it as a picture ('ncnn-sr upscale' into out.png, say)")
     return container
 
 
@@ -150,7 +150,7 @@ def _still_picture(container, path) -> InputError:
         return InputError(f"{path}: {ANIMATED_WEBP}: upscale it as a picture, into a webp, png or gif")
     if isinstance(path, VideoInput) or _a_picture(path):
         return InputError(f"{path}: a still picture ({kind.removesuffix('_pipe')}), not a video: "
-                          "upscale it as a picture")
+                          "upscale it as a picture ('ncnn-sr upscale' into out.png, say)")
     # FFmpeg's image2 goes by the name alone: a text file named .png is no picture;
     # its other readers went by what the file holds.
     if kind == "image2" and not _decodes(container):

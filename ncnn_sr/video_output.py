@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from . import cover_atom, timecode, video_streams
-from .errors import FlagNames, InputError, write_error_type
+from .errors import FlagNames, InputError, ffmpeg_short_of_memory, write_error_type
 from .video_codecs import (CONSTANT_QUALITY, DEFAULT_CRF, QP2LAMBDA, QUANTISED, QUANTISER, QUIET_X265, RATE_PER_FRAME,
                            VP8_CEILING, X265_FEWEST_REORDERED, _reason, encoded_size, profile_options)
 from .video_frames import ColourTags, Mastering, mastering_options, output_aspect
@@ -285,9 +285,12 @@ def _muxer_options(dst: Path) -> dict | None:
     return None
 
 
-def _cannot_write(dst, e: Exception) -> InputError:
+def _cannot_write(dst, e: Exception) -> InputError | MemoryError:
     """The one-line error for a failure ``e`` to write the output ``dst``: NoRoom where
-    its disk is full or read-only, which no later output there can get past either."""
+    its disk is full or read-only, which no later output there can get past either;
+    the host out of memory (ENOMEM, or FFmpeg's EAGAIN under a cap) said as that."""
+    if (short := ffmpeg_short_of_memory(f"cannot write {dst}", e)) is not None:
+        return short
     return write_error_type(e)(f"cannot write {dst}: {_reason(e)}")
 
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import video_pieces, video_streams
 from .deinterlace import Deinterlacer, TooSmall
-from .errors import FlagNames, InputError, Option, describe, with_article
+from .errors import FlagNames, InputError, Option, describe, ffmpeg_short_of_memory, with_article
 from .resample import resize
 from .streams import VideoInput, VideoOutput
 from .video_codecs import (BITRATE, JPEG_ENCODERS, RATE_PER_FRAME, SVT_AV1_ONE_THREAD, X265_CUTREE_NARROWEST,
@@ -681,6 +681,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         try:
             packets = coder[0].encode(frame)
         except av.error.FFmpegError as e:
+            if (lacking := ffmpeg_short_of_memory(f"{codec} cannot encode", e)) is not None:
+                raise lacking from e
             # VC-2 refuses a frame its share of the rate cannot code, and says nothing.
             short = codec in RATE_PER_FRAME and options.bitrate and isinstance(e, av.error.ArgumentError)
             raise refused(e, ("too few bits for each frame's slices: give a higher ", BITRATE) if short else None) \

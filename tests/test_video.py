@@ -2038,17 +2038,17 @@ def test_an_encoder_that_cannot_open_for_want_of_memory_is_out_of_memory(room, t
 # (swscale) with argv[1] kB of room under a cap of the process's own (ulimit -v).
 _CONVERTED_SHORT = """
 import resource, sys
-from ncnn_sr import entry, video, video_frames
+from ncnn_sr import entry, video_frames, video_transcode
 
 room = int(sys.argv.pop(1)) << 10
 
 def capped(*given, **named):
     size = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:")) * 1024
     resource.setrlimit(resource.RLIMIT_AS, (size + room, resource.getrlimit(resource.RLIMIT_AS)[1]))
-    video.coded = video_frames.coded
+    video_transcode.coded = video_frames.coded
     return video_frames.coded(*given, **named)
 
-video.coded = capped
+video_transcode.coded = capped
 sys.argv = ["ncnn-sr", *sys.argv[1:]]
 entry.ncnn_sr()
 """
@@ -2077,9 +2077,9 @@ def test_frames_swscale_cannot_convert_for_want_of_memory_say_so(tmp_path):
 _DECODED_SHORT = """
 import errno, sys
 import av
-from ncnn_sr import entry, video
+from ncnn_sr import entry, video_transcode
 
-real, calls = video.to_rgb, []
+real, calls = video_transcode.to_rgb, []
 
 def decoding(frame, *given, **named):
     calls.append(frame)
@@ -2087,7 +2087,7 @@ def decoding(frame, *given, **named):
         av.error.err_check(-errno.ENOMEM)
     return real(frame, *given, **named)
 
-video.to_rgb = decoding
+video_transcode.to_rgb = decoding
 sys.argv = ["ncnn-sr", *sys.argv[1:]]
 entry.ncnn_sr()
 """
@@ -4401,7 +4401,7 @@ def test_a_still_picture_named_like_a_video_is_refused(tmp_path):
     out = tmp_path / "out.mp4"
     proc = run(NCNN_SR, "video", "-i", fake, "-o", out, *X2, check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == f"ncnn-sr: error: {fake}: a still picture (jpeg), not a video: upscale it as a picture"
+    assert proc.stderr.strip() == f"ncnn-sr: error: {fake}: a still picture (jpeg), not a video: upscale it as a picture ('ncnn-sr upscale' into out.png, say)"
     assert not out.exists()
 
 
@@ -4418,7 +4418,7 @@ def test_a_still_heif_or_avif_is_refused_as_a_still_picture(name, kind, tmp_path
     out = tmp_path / "out.mp4"
     proc = run(NCNN_SR, "video", "-i", still, "-o", out, *X2, check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == f"ncnn-sr: error: {still}: a still picture ({kind}), not a video: upscale it as a picture"
+    assert proc.stderr.strip() == f"ncnn-sr: error: {still}: a still picture ({kind}), not a video: upscale it as a picture ('ncnn-sr upscale' into out.png, say)"
     assert not out.exists()
 
 
@@ -4513,7 +4513,7 @@ def test_a_huge_picture_named_as_one_is_called_a_picture(side, tmp_path):
     out = tmp_path / "out.mp4"
     proc = run(NCNN_SR, "video", "-i", big, "-o", out, *X2, check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr == f"ncnn-sr: error: {big}: a still picture (image2), not a video: upscale it as a picture\n"
+    assert proc.stderr == f"ncnn-sr: error: {big}: a still picture (image2), not a video: upscale it as a picture ('ncnn-sr upscale' into out.png, say)\n"
     assert not out.exists()
 
 
