@@ -409,7 +409,7 @@ def as_read(colour: ColourTags, read: int, width: int, height: int) -> ColourTag
 
 def paletted(image: np.ndarray):
     """An 8-bit RGB ``image`` as a pal8 frame with a palette of its own colours: 255,
-    median cut, undithered, as a GIF's frame gets (swscale makes no palette)."""
+    median cut and the details it loses, undithered, as a GIF's frame gets (swscale makes no palette)."""
     reduced = gif.to_palette(image, transparent=False)
     rgb = np.zeros((256, 3), np.uint8)
     palette = np.asarray(reduced.getpalette(), np.uint8).reshape(-1, 3)[:256]

@@ -713,6 +713,28 @@ def test_a_gif_s_background_that_stays_still_is_drawn_once_not_dithered_again_ea
     assert read_image(tmp_path / "a.gif")[0].shape[2] == 3  # its first frame alone is opaque (a jpg of it)
 
 
+def test_a_gifs_frames_keep_a_small_detail_of_a_colour_of_its_own_where_they_draw_it(tmp_path):
+    # found by a palette measurement: median cut gave a small dark eye the colour of
+    # the gradient round it (103 levels off) in each frame that drew it; the frames
+    # after the first, drawn where they changed, and one with clear pixels alike.
+    y, x = np.mgrid[0:48, 0:64]
+    background = np.stack([x * 4, y * 5, 255 - x * 2 - y], axis=2).clip(0, 255).astype(np.uint8)
+    frames, eyes = [], []
+    for i in range(4):
+        frame = np.concatenate([background, np.full((48, 64, 1), 255, np.uint8)], axis=2)
+        frame[20:24, 10 + 4 * i:14 + 4 * i, :3] = (200, 20, 40)
+        frame[8:11, 40 - 3 * i:43 - 3 * i, :3] = (10, 10, 20)
+        frame[44:, :4, 3] = 0 if i == 2 else 255
+        frames.append(frame)
+        eyes.append(np.s_[8:11, 40 - 3 * i:43 - 3 * i])
+    write_frames(tmp_path / "a.gif", Animation(tuple(frames), (100,) * 4))
+    back = read_frames(tmp_path / "a.gif")[0]
+    for got, want, eye in zip(back.frames, frames, eyes):
+        assert np.array_equal(got[:, :, 3] == 0, want[:, :, 3] == 0)
+        assert np.abs(got[eye].astype(int) - want[eye]).max() <= 4
+        assert np.abs(got[:, :, :3].astype(int) - want[:, :, :3])[want[:, :, 3] > 0].mean() < 4
+
+
 def sticker(count=6, square_in="body", hole_from=None) -> tuple[Animation, np.ndarray]:
     """A still textured disc (more colours than a GIF palette holds) in a clear
     surround, with a small opaque square that moves over the disc ("body") or through

@@ -1560,6 +1560,41 @@ def test_a_picture_written_as_gif_keeps_its_size_and_its_colours_closely(tmp_pat
     assert np.abs(back.astype(int) - arr).mean() < 6  # 255 colours, median cut
 
 
+def gradient_with_details(height=48, width=64) -> np.ndarray:
+    """A smooth gradient, a colour a pixel (more than a GIF palette holds), with two
+    small details of colours of their own: a red mouth and a dark eye."""
+    y, x = np.mgrid[0:height, 0:width]
+    arr = np.stack([x * 4, y * 5, 255 - x * 2 - y], axis=2).clip(0, 255).astype(np.uint8)
+    arr[20:24, 10:14] = (200, 20, 40)
+    arr[8:11, 40:43] = (10, 10, 20)
+    return arr
+
+
+def test_a_gif_keeps_a_small_detail_of_a_colour_of_its_own(tmp_path):
+    # found by a palette measurement: median cut splits the colours where most pixels
+    # are, and gave the 9 pixels of a dark eye the gradient's (32, 11, 123), 103 levels
+    # off; an upscaled anime frame's eye or mouth lost so came to 15-22 dB in its block.
+    arr = gradient_with_details()
+    write_image(tmp_path / "o.gif", arr)
+    back = read_image(tmp_path / "o.gif")[0].astype(int)
+    assert np.abs(back - arr)[8:11, 40:43].max() <= 4 and np.abs(back - arr)[20:24, 10:14].max() <= 4
+    assert np.abs(back - arr).mean() < 4
+
+
+def test_a_gif_palette_is_no_further_from_a_picture_than_median_cut_alone():
+    # The details' colours take the place of the entries whose pixels lose least, and
+    # only where the picture's squared error falls: never worse than median cut alone.
+    from ncnn_sr import gif
+    rng = np.random.default_rng(5)
+    noise = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    for arr in (gradient_with_details(), picture(40, 50), noise, noise // 64 * 64):
+        searched = gif._searched(np.ascontiguousarray(arr))
+        cut = Image.fromarray(arr).quantize(gif.TRANSPARENT_INDEX, method=Image.Quantize.MEDIANCUT)
+        errors = [((np.asarray(p.convert("RGB")).astype(int) - arr) ** 2).sum() for p in (searched, cut)]
+        assert errors[0] <= errors[1]
+        assert len(searched.getpalette()) <= 3 * gif.TRANSPARENT_INDEX and np.asarray(searched).max() < 255
+
+
 @pytest.mark.parametrize("source", ["profile", "chunks"])
 def test_a_gif_of_a_picture_in_another_colour_space_shows_its_colours_as_srgb(source, tmp_path):
     # found by a picture audit: a GIF holds no profile (viewers show it as sRGB), and
