@@ -95,6 +95,8 @@ def _with_details(rgb: np.ndarray, reduced: Image.Image) -> Image.Image:
     """``reduced``, a palette picture of ``rgb`` (H×W×3), with the colours of the
     details it lost (``_searched``)."""
     indices = np.array(reduced).reshape(-1)
+    if not indices.size:  # a picture of no pixels, which Pillow's search takes
+        return reduced
     palette = np.array(reduced.getpalette(), np.uint8).reshape(-1, 3)[:int(indices.max()) + 1]
     pixels = rgb.reshape(-1, 3)
     off = np.empty(indices.size, np.int32)  # each pixel's squared distance to its colour

@@ -1587,6 +1587,7 @@ def test_a_gif_palette_is_no_further_from_a_picture_than_median_cut_alone():
     from ncnn_sr import gif
     rng = np.random.default_rng(5)
     noise = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    assert gif._searched(np.zeros((0, 5, 3), np.uint8)).size == (5, 0)  # as Pillow's search takes it
     for arr in (gradient_with_details(), picture(40, 50), noise, noise // 64 * 64):
         searched = gif._searched(np.ascontiguousarray(arr))
         cut = Image.fromarray(arr).quantize(gif.TRANSPARENT_INDEX, method=Image.Quantize.MEDIANCUT)
