@@ -1,4 +1,4 @@
-"""GIF palettes: Pillow's search methods against the median cut the GIF writer uses.
+"""GIF palettes: Pillow's search methods against the GIF writer's (median cut and the details it loses).
 
 ``--sets tool``: three animations of 6 frames of 320x240, as an x2 upscale gives them: anime-like
 (flat colours, sharp edges, a soft gradient sky where bands show), a dithered
