@@ -62,7 +62,7 @@ def frames_as_shown(data: bytes, deep: bool = False, failed: list | None = None)
     frames before, the error put in it."""
     shown = []
     try:
-        shown.extend(_shown(data, deep))
+        shown.extend(_shown(data, deep, failed is not None))
     except Exception as e:  # noqa: BLE001 - a damaged frame's, whatever Pillow or FFmpeg raised
         if failed is None or not shown:
             raise
@@ -88,10 +88,12 @@ def first_as_shown(data: bytes) -> np.ndarray:
     return next(_shown(data))[0]
 
 
-def _shown(data: bytes, deep: bool = False) -> Iterator[tuple[np.ndarray, int]]:
+def _shown(data: bytes, deep: bool = False, partial: bool = False) -> Iterator[tuple[np.ndarray, int]]:
     """Each frame of the APNG ``data`` composed on the canvas, with its exact duration,
-    one at a time, in 16 bits where ``deep`` and the APNG is 16-bit."""
-    header, decoding, frames = _split(data)
+    one at a time, in 16 bits where ``deep`` and the APNG is 16-bit. ``partial``: one
+    cut short, or broken past its first frames, gives the frames whose chunks came
+    before, then raises what ended them."""
+    header, decoding, frames, ended = _split(data, partial)
     width, height = struct.unpack_from(">II", header)
     deep = deep and header[8] == 16
     canvas = np.zeros((height, width, 4), np.uint16 if deep else np.uint8)
@@ -107,6 +109,8 @@ def _shown(data: bytes, deep: bool = False) -> Iterator[tuple[np.ndarray, int]]:
             box[:] = 0
         elif before is not None:
             box[:] = before
+    if ended is not None:
+        raise ended
 
 
 def over(top: np.ndarray, under: np.ndarray) -> np.ndarray:
@@ -128,9 +132,12 @@ def over(top: np.ndarray, under: np.ndarray) -> np.ndarray:
     return out
 
 
-def _split(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], list[_Frame]]:
-    """The APNG's IHDR data, the chunks its frames need to be decoded, and its
-    frames, as many as acTL says."""
+def _split(data: bytes, partial: bool = False) -> tuple[bytes, list[tuple[bytes, bytes]], list[_Frame],
+                                                       Exception | None]:
+    """The APNG's IHDR data, the chunks its frames need to be decoded, its frames, as
+    many as acTL says, and None. ``partial``: where its chunks end early or break
+    after its frame control chunks began, the frames before (not the one they cut)
+    and the error, to be raised once those are used."""
     header, count = None, None
     decoding: list[tuple[bytes, bytes]] = []
     frames: list[_Frame] = []
@@ -144,7 +151,17 @@ def _split(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], list[_Frame]]
                 raise SyntaxError("broken APNG: a frame without image data")
             frames.append(_Frame(*control, b"".join(pieces)))
 
-    for kind, body in _chunks(data):
+    walked = _chunks(data)
+    while True:
+        try:
+            kind, body = next(walked)
+        except StopIteration:
+            break
+        except (EOFError, SyntaxError) as e:
+            # The frame it cuts may lack data of a chunk that is gone: not kept.
+            if not partial or header is None or count is None or not frames:
+                raise
+            return header, decoding, frames[:count], e
         if kind == b"IHDR":
             if len(body) != 13:
                 raise SyntaxError("broken PNG: IHDR of the wrong size")
@@ -174,8 +191,11 @@ def _split(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], list[_Frame]]
     if header is None or count is None:
         raise SyntaxError("not an animated PNG")
     if len(frames) < count:
-        raise EOFError(f"APNG cut short: {len(frames)} of its {count} frames")
-    return header, decoding, frames[:count]
+        cut = EOFError(f"APNG cut short: {len(frames)} of its {count} frames")
+        if not partial or not frames:
+            raise cut
+        return header, decoding, frames, cut
+    return header, decoding, frames[:count], None
 
 
 def _next(body: bytes, expected: int) -> int:

@@ -256,6 +256,26 @@ def test_an_apng_whose_last_frames_data_is_damaged_keeps_the_frames_before(tmp_p
         read_frames(tmp_path / "d.png", skip_damaged=1)
 
 
+@pytest.mark.parametrize("cut", ["inside its last chunk", "between its frames"])
+def test_an_apng_cut_short_keeps_its_whole_frames(cut, tmp_path, caplog):
+    # The APNG's chunks were all walked before any frame was decoded: one cut short
+    # kept none of its frames, and was said to be "damaged in its first frame".
+    data = animation("PNG")
+    last = data.rindex(b"fcTL") - 4  # the third frame's control chunk
+    (tmp_path / "c.png").write_bytes(data[:len(data) - 20] if cut == "inside its last chunk" else data[:last])
+    from ncnn_sr.animation import read_frames
+    with pytest.raises(InputError, match=rf"^\S*c.png: broken or truncated picture \(.*\): skip_damaged=True {HINT}$"):
+        read_frames(tmp_path / "c.png")
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        frames, info = read_frames(tmp_path / "c.png", skip_damaged=True)
+    assert (len(frames.frames), info.frames) == (2, 3)
+    assert [r.getMessage().split(": ")[-2:] for r in caplog.records] == [["frame 3 of 3 missing",
+                                                                           "the 2 before are kept"]]
+    (tmp_path / "whole.png").write_bytes(data)
+    whole = read_frames(tmp_path / "whole.png")[0]
+    assert all(np.array_equal(kept, own) for kept, own in zip(frames.frames, whole.frames[:2]))
+
+
 def test_an_animation_damaged_in_its_first_frame_gives_that_frame_as_a_still_alone(tmp_path):
     # Its first frame's image data kept in part, in one sub-block, the rest of the file whole.
     data = animation("GIF", interlace=False)
