@@ -71,6 +71,10 @@ PROBE_SIZE = 32
 
 # After a picture whose upscaled size is at least this, ncnn's buffers are handed back.
 TRIM_AFTER_OUTPUT_BYTES = 64 << 20
+# And after any picture where a cap of the process's own (ulimit -v) leaves less than
+# this room: what the pools keep counts against it. With more, trimming after each
+# call cost a video's small frames a tenth of their time, their buffers taken anew.
+TRIM_UNDER_CAP_ROOM = 256 << 20
 
 # What every use of an Upscaler after close() raises (an InputError).
 CLOSED = "this Upscaler is closed: make another"
@@ -555,7 +559,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
             self._left -= 1
         call[0] = "over"
         if self._running == 0 and (out_bytes(image, self._scale) >= TRIM_AFTER_OUTPUT_BYTES
-                                   or budget.cap_room() is not None):
+                                   or (capped := budget.cap_room()) is not None
+                                   and capped[0] < TRIM_UNDER_CAP_ROOM):
             # A big result is about to be resampled or saved: make room for that. Its
             # run took long enough that the next one's page faults are noise. Under a
             # cap of the process's own (ulimit -v), what the pools keep is counted
