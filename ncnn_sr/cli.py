@@ -26,11 +26,11 @@ from .choices import ALPHA_MODES, MAX_CONTEXT, MAX_SIDE, MIN_TILE, PRECISIONS
 from .console import bar_fits, name_streams, setup_logging
 from .entry import output_is_a_listing
 from .errors import (FlagNames, InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word,
-                     shown_repr)
+                     shown_repr, with_article)
 from .files import check_folder, folder_made, same_file
 from .flags import HomePath, ModelFolder, ModelText, OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
-from .path_names import (is_picture_suffix, names_a_folder, picture_named_as_video, suffix_fault,
-                         video_by_its_output)
+from .path_names import (is_picture_suffix, names_a_folder, picture_named_as_video, picture_under_video_name,
+                         suffix_fault, video_by_its_output)
 from .signals import HeldInterrupts, ctrl_c_signals
 from .streams import DeliveryInterrupted, OutputPipe, Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
@@ -421,7 +421,11 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
 
     if is_video_input(opts.input) and os.path.isfile(opts.input) \
             and not picture_named_as_video(opts.input, opts.output):  # a name too long: False, no OSError
-        # Named here, a video was "not a picture" or its .mkv output "unsupported".
+        # Named here, a video was "not a picture" or its .mkv output "unsupported". A
+        # picture under a video's name is sent to no command its video run sends it back from.
+        if (fmt := picture_under_video_name(opts.input)) is not None:
+            _fail(f"{opts.input} is {with_article(fmt)} picture under a video's name: name its output as a picture "
+                  "(-o out.png, say)")
         _fail(f"{opts.input} is a video: 'ncnn-sr upscale' takes pictures; use 'ncnn-sr video'")
     if is_video_path(opts.output) and not opts.output_folder and os.path.isfile(opts.input) \
             and not os.path.isdir(opts.output):

@@ -136,8 +136,14 @@ def picture_named_as_video(src: str | os.PathLike, dst: str | os.PathLike | None
     (out.png): read as a video it could only be refused, as "a still picture", and its
     picture output with it, as no video container."""
     # A video's output name is asked first: it needs no Pillow, which a video run's start does without.
-    return (dst is not None and not is_video_path(dst) and is_video_input(src) and is_picture_suffix(Path(dst).suffix)
-            and picture_format(_head(src, PICTURE_HEAD)) is not None)
+    return (dst is not None and not is_video_path(dst) and is_picture_suffix(Path(dst).suffix)
+            and picture_under_video_name(src) is not None)
+
+
+def picture_under_video_name(src: str | os.PathLike) -> str | None:
+    """The picture format ("PNG") of the file ``src``, named as a video, whose first
+    bytes are a picture's; None where it is not named so, or is no such picture."""
+    return picture_format(_head(src, PICTURE_HEAD)) if is_video_input(src) else None
 
 
 def names_a_folder(path: str | os.PathLike) -> bool:

@@ -319,6 +319,21 @@ def test_a_picture_named_as_a_video_is_upscaled_into_a_picture(command, tmp_path
         assert im.size == (16, 12)
 
 
+@pytest.mark.parametrize("output", ["out.mkv", "outdir/"])
+def test_upscale_says_a_picture_named_as_a_video_is_a_picture(output, tmp_path):
+    # Its output named otherwise than a picture, ncnn-sr upscale said the PNG saved as
+    # clip.mp4 "is a video: use 'ncnn-sr video'", whose run said it is "a still
+    # picture, not a video": each command sent it to the other.
+    clip = tmp_path / "clip.mp4"
+    Image.fromarray(picture(6, 8)).save(clip, format="PNG")
+    proc = subprocess.run([CMD, "upscale", "-i", clip, "-o", output, *FAST], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert (proc.returncode, proc.stderr) == (
+        1, f"ncnn-sr: error: {clip} is a PNG picture under a video's name: name its output as a picture "
+           "(-o out.png, say)\n"), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["clip.mp4"]
+
+
 @pytest.mark.parametrize("flag, size", [("--width", (30, 60)), ("--height", (15, 30))])
 def test_a_target_size_is_the_upright_pictures(tmp_path, flag, size):
     # A phone photo is stored on its side with an EXIF orientation (6: turn it a
