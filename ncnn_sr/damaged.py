@@ -76,6 +76,8 @@ def load(im: Image.Image, path: str, words: Callable[[Exception], str], fatal: C
     decoders give nothing of a damaged file. ``words``: the failure in the words a
     refusal says it in."""
     source = im.fp  # Pillow lets it go as loading ends, failing or not
+    # A GIF's first frame may cover part of its canvas: no decoder writes the rest.
+    box = im.dispose_extent if im.format == "GIF" else None
     # Damage known before decoding is a wrong checksum's: the decoder may read the
     # damaged data for a while, into wrong pixels, before it fails, if it fails.
     doubt = "" if damage is None else ", and those before may be wrong"
@@ -98,6 +100,10 @@ def load(im: Image.Image, path: str, words: Callable[[Exception], str], fatal: C
     unwritten = np.asarray(low) != np.asarray(high)
     if unwritten.ndim == 3:
         unwritten = unwritten.any(axis=2)
+    if box is not None:
+        covered = np.zeros_like(unwritten)
+        covered[box[1]:box[3], box[0]:box[2]] = True
+        unwritten &= covered
     if unwritten.all():
         raise failure
     if unwritten.any():

@@ -311,8 +311,11 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             # Pillow paints the canvas the first frame leaves uncovered in palette
             # colour 0, opaque unless that frame has a transparent index; browsers
             # leave it clear.
-            with open(path, "rb") as f:
-                arr = gif.first_as_shown(f.read())
+            if missing is None:
+                with open(path, "rb") as f:
+                    arr = gif.first_as_shown(f.read())
+            else:  # its damaged data read again would fail: the frame as read, on a clear canvas
+                arr = _on_clear_canvas(arr, first_box)
         elif im.format == "PNG" and im.info.get("default_image") and not deep:
             # Pillow gives the default image, which browsers skip for the animation's
             # first frame (a 16-bit one is read from FFmpeg's first frame below).
@@ -370,6 +373,16 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
                        arr.shape[2], "Pillow gives 8, and FFmpeg cannot decode it as libavif does")
             log.warning("%s: %s, read here in 8 bits only (%s)", path, with_article(f"{bits}-bit AVIF"), why)
     return orient(arr, orientation), info
+
+
+def _on_clear_canvas(arr: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The 8-bit pixels ``arr`` (H×W×C, C in 1, 3, 4) within ``box`` (left, top,
+    right, bottom), as RGBA on a clear canvas of their size."""
+    shown = np.zeros((*arr.shape[:2], 4), np.uint8)
+    part = np.s_[box[1]:box[3], box[0]:box[2]]
+    shown[part][..., :3] = arr[part][..., :3] if arr.shape[2] >= 3 else arr[part][..., :1]
+    shown[part][..., 3] = arr[part][..., 3] if arr.shape[2] == 4 else 255
+    return shown
 
 
 def _colour_chunks(im: Image.Image, path: str) -> tuple[tuple[bytes, bytes], ...]:

@@ -276,6 +276,27 @@ def test_an_apng_cut_short_keeps_its_whole_frames(cut, tmp_path, caplog):
     assert all(np.array_equal(kept, own) for kept, own in zip(frames.frames, whole.frames[:2]))
 
 
+def test_a_gif_whose_frame_is_smaller_than_its_canvas_is_read_with_the_flag(tmp_path, caplog):
+    # Its first frame is re-read to leave the canvas around it clear, which failed on
+    # the damage: the flag warned, then refused it all the same; and the canvas outside
+    # the frame, which no decoder writes, was counted as missing.
+    out = io.BytesIO()
+    Image.fromarray(picture(40, 50)).save(out, "GIF")
+    data = bytearray(out.getvalue())
+    data[6:10] = struct.pack("<HH", 60, 50)  # the canvas: the frame's 50x40 at 0,0 in 60x50
+    (tmp_path / "box.gif").write_bytes(bytes(data[:len(data) * 2 // 3]))
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, info = read_image(tmp_path / "box.gif", skip_damaged=True)
+    assert arr.shape == (50, 60, 4) and info.format == "GIF"
+    assert (arr[40:, :, 3] == 0).all() and (arr[:, 50:, 3] == 0).all()  # clear outside the frame
+    assert (arr[:40, :50, 3] == 255).all()
+    said = [r.getMessage().split(": ")[-1] for r in caplog.records]
+    assert len(said) == 1 and re.fullmatch(r"(\d+)% of its pixels missing \(rows \d+-(\d+) of 50 in part\), filled grey",
+                                            said[0]), said
+    share, last = map(int, re.match(r"(\d+)\D+\d+-(\d+)", said[0]).groups())
+    assert share <= 67 and last <= 40  # within the frame's 50x40 of the canvas's 60x50
+
+
 def test_an_animation_damaged_in_its_first_frame_gives_that_frame_as_a_still_alone(tmp_path):
     # Its first frame's image data kept in part, in one sub-block, the rest of the file whole.
     data = animation("GIF", interlace=False)
