@@ -84,8 +84,10 @@ def _milliseconds(durations: list[Fraction]) -> list[int]:
 
 def first_as_shown(data: bytes) -> np.ndarray:
     """The first frame of the APNG ``data`` as ``frames_as_shown`` gives it (not a
-    default image outside the animation), the frames after it left undecoded."""
-    return next(_shown(data))[0]
+    default image outside the animation), the frames after it left undecoded. A cut
+    or break past it is left to the animation's reading, as Pillow leaves it for an
+    APNG without a default image: it says what is kept."""
+    return next(_shown(data, partial=True))[0]
 
 
 def _shown(data: bytes, deep: bool = False, partial: bool = False) -> Iterator[tuple[np.ndarray, int]]:

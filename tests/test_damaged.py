@@ -276,6 +276,28 @@ def test_an_apng_cut_short_keeps_its_whole_frames(cut, tmp_path, caplog):
     assert all(np.array_equal(kept, own) for kept, own in zip(frames.frames, whole.frames[:2]))
 
 
+def test_an_apng_with_a_default_image_cut_short_reads_as_one_without(tmp_path, caplog):
+    # Its first frame, past the default image, was composed after a walk of all its
+    # chunks: cut in a later frame, it was "broken or truncated (PNG cut short)" with
+    # no word of the flag, and refused with it, where one without a default image
+    # reads its first frame and keeps its whole frames with the flag.
+    out = io.BytesIO()
+    frames = [Image.fromarray(picture(24, 32, seed=i)) for i in range(4)]
+    frames[0].save(out, "PNG", save_all=True, append_images=frames[1:], duration=100, default_image=True)
+    data = out.getvalue()
+    (tmp_path / "whole.png").write_bytes(data)
+    (tmp_path / "c.png").write_bytes(data[:-20])
+    from ncnn_sr.animation import read_frames
+    assert np.array_equal(read_image(tmp_path / "c.png")[0], read_image(tmp_path / "whole.png")[0])
+    with pytest.raises(InputError, match=rf"^\S*c.png: broken or truncated picture \(.*\): skip_damaged=True {HINT}$"):
+        read_frames(tmp_path / "c.png")
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        kept, info = read_frames(tmp_path / "c.png", skip_damaged=True)
+    assert (len(kept.frames), info.frames) == (2, 3)
+    assert [r.getMessage().split(": ")[-2:] for r in caplog.records] == [["frame 3 of 3 missing",
+                                                                           "the 2 before are kept"]]
+
+
 def test_a_gif_whose_frame_is_smaller_than_its_canvas_is_read_with_the_flag(tmp_path, caplog):
     # Its first frame is re-read to leave the canvas around it clear, which failed on
     # the damage: the flag warned, then refused it all the same; and the canvas outside
