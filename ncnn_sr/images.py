@@ -250,8 +250,9 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             if broken is None:
                 log.warning("%s: %s", path, why)
         with decoding(im, path):  # what a damaged one's decoder read, as another opening of it
-            im, missing = damaged.load(im, path, lambda e: damage_words(path, e),
-                                       lambda e: _said_out_of_memory(str(e)), broken)
+            loaded, missing = damaged.load(im, path, lambda e: damage_words(path, e),
+                                           lambda e: _said_out_of_memory(str(e)), broken)
+        salvaged, im = loaded is not im, loaded  # another opening: what a damaged one's decoder read
         if jpeg_read is not None:
             damaged_already = _check_jpeg_end(im, path, *jpeg_read, ended)
             data, lacking = jpeg_read
@@ -311,7 +312,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             # Pillow paints the canvas the first frame leaves uncovered in palette
             # colour 0, opaque unless that frame has a transparent index; browsers
             # leave it clear.
-            if missing is None:
+            if not salvaged:
                 with open(path, "rb") as f:
                     arr = gif.first_as_shown(f.read())
             else:  # its damaged data read again would fail: the frame as read, on a clear canvas

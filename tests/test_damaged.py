@@ -319,6 +319,22 @@ def test_a_gif_whose_frame_is_smaller_than_its_canvas_is_read_with_the_flag(tmp_
     assert share <= 67 and last <= 40  # within the frame's 50x40 of the canvas's 60x50
 
 
+def test_a_gif_with_a_transparent_index_whose_frame_is_smaller_than_its_canvas_is_read_with_the_flag(tmp_path):
+    # Drawn over its transparent index, whatever the fill, no pixel of it is told
+    # missing: it was still read again for the canvas around it, and refused.
+    arr = picture(40, 50, 4)
+    arr[:, :, 3] = np.where(arr[:, :, 3] > 60, 255, 0)
+    out = io.BytesIO()
+    Image.fromarray(arr).save(out, "GIF")
+    data = bytearray(out.getvalue())
+    data[6:10] = struct.pack("<HH", 60, 50)
+    (tmp_path / "box.gif").write_bytes(bytes(data[:len(data) * 2 // 3]))
+    read, _ = read_image(tmp_path / "box.gif", skip_damaged=True)
+    assert read.shape == (50, 60, 4) and (read[40:, :, 3] == 0).all() and (read[:, 50:, 3] == 0).all()
+    # Interlaced (as Pillow writes it): its first pass, every 8th row, as drawn, clear where they are.
+    assert np.array_equal(read[:40:8, :50, 3], arr[::8, :, 3])
+
+
 def test_an_animation_damaged_in_its_first_frame_gives_that_frame_as_a_still_alone(tmp_path):
     # Its first frame's image data kept in part, in one sub-block, the rest of the file whole.
     data = animation("GIF", interlace=False)
