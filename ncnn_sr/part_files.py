@@ -6,14 +6,16 @@ one whose writer is gone, and removes it. Such a file was never cleaned: a 4K vi
 killed midway left gigabytes hidden in the output folder, and each rerun killed
 again added its own. A file is removed only where it is proven this package's
 and stale: named as only this module names them, and free to lock. A part takes
-that name once its writer holds its lock (made under another, ``NEW``, then linked):
-free to lock, it is a killed run's even where empty, as a video's is until FFmpeg's
-first flush (a kill while the first frames were upscaled left one that no run
-removed). One under NEW's name, unlocked for the instant between its making and its
-lock, is a killed run's where also empty and older than NEW_AGE; a writer that
-stood still longer in that instant finds its part gone once locked, and makes
-another (open_part). Where the system has no flock (Windows), or the file system
-takes no lock, none is removed.
+that name once its writer holds its lock: free to lock, it is a killed run's even
+where empty, as a video's is until FFmpeg's first flush (a kill while the first
+frames were upscaled left one that no run removed). On Linux it is made with no name
+(O_TMPFILE), locked, then linked under that name, and no kill leaves anything of its
+making. Elsewhere, and on file systems that make no such file, it is made under
+another name, ``NEW``, then renamed: one under NEW's name, unlocked for the instant
+between its making and its lock, is a killed run's where also empty and older than
+NEW_AGE; a writer that stood still longer in that instant finds its part gone once
+locked, and makes another (open_part). Where the system has no flock (Windows), or
+the file system takes no lock, none is removed.
 
 A run's temporary folder (standard input's copy, standard output's picture, a
 denoise mix's model) is proven alike by a lock file in it (``temporary_folder``,
@@ -22,6 +24,7 @@ under NEW_FOLDER's, then renamed): one under NEW_FOLDER's, unlocked and older th
 NEW_AGE, is a killed run's."""
 from __future__ import annotations
 
+import base64
 import ctypes
 import errno
 import os
@@ -63,6 +66,8 @@ def open_part(folder: Path, stem: str, suffix: str) -> tuple[Path, int, bool]:
     locked one is named with MARK, taken only once locked; an unlocked one keeps NEW.
     One a sweep removed before it was locked (_remove_if_stale: unlocked, it seemed a
     killed run's) is made again: written into, it was lost at its rename."""
+    if fcntl is not None and _TMPFILE and (made := _unnamed_part(folder, stem, suffix)) is not None:
+        return made
     for _ in range(_TRIES):
         handle, name = tempfile.mkstemp(prefix=f".{stem}.{NEW}.", suffix=suffix, dir=folder)
         if fcntl is None:
@@ -78,6 +83,49 @@ def open_part(folder: Path, stem: str, suffix: str) -> tuple[Path, int, bool]:
                 return locked, handle, True
         os.close(handle)
     raise BlockingIOError(errno.EAGAIN, f"each part file made was removed as stale ({_TRIES} made)", str(folder))
+
+
+# Linux's flag that makes a file with no name in a folder, to link there later; 0
+# elsewhere (macOS and the BSDs have none).
+_TMPFILE = getattr(os, "O_TMPFILE", 0) if sys.platform.startswith("linux") else 0
+# Names tried for an unnamed part before it is made by mkstemp: each taken is one
+# chance in 32**8.
+_LINK_TRIES = 100
+
+
+def _unnamed_part(folder: Path, stem: str, suffix: str) -> tuple[Path, int, bool] | None:
+    """open_part's file, made with no name, locked, then linked under MARK's: never
+    named and unlocked, so a run killed (SIGKILL) as it made it left nothing. Made
+    under NEW's name, a kill there left an empty file for NEW_AGE seconds, which a
+    rerun at once wrote beside, and which stayed where no run came after. None where
+    the system or the file system makes no file without a name (NFS, overlayfs before
+    Linux 6.6), or it can be neither locked nor linked (no /proc): mkstemp makes it,
+    and says why where it cannot be made at all."""
+    try:
+        handle = os.open(folder, _TMPFILE | os.O_RDWR, 0o600)  # as mkstemp's
+    except OSError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Linked by its /proc path, followed (AT_SYMLINK_FOLLOW), as an unprivileged
+        # process can: os.link follows it only given a src_dir_fd, which an absolute
+        # path leaves unused. A link never replaces what has the name.
+        for _ in range(_LINK_TRIES):
+            name = Path(folder, f".{stem}.{MARK}.{_random_name()}{suffix}")
+            try:
+                os.link(f"/proc/self/fd/{handle}", name, src_dir_fd=handle, follow_symlinks=True)
+            except FileExistsError:
+                continue
+            return name, handle, True
+    except OSError:
+        pass
+    os.close(handle)
+    return None
+
+
+def _random_name() -> str:
+    """_RANDOM characters, as a part's name holds between its mark and its suffix."""
+    return base64.b32encode(os.urandom(_RANDOM * 5 // 8)).decode("ascii").lower()
 
 
 def _named_locked(made: Path) -> Path | None:

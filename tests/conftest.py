@@ -302,24 +302,30 @@ def ctrl_c_twice_as_python_exits(device: int, size: int, threads: int | None = N
 
 
 def ctrl_c_once_made(monkeypatch, marker: str) -> None:
-    """os.open and os.mkdir send this process a SIGINT once they have made a file or
-    a folder whose name holds ``marker``: Python raises it inside tempfile.mkstemp or
-    mkdtemp, the file or folder made and its name not yet given back, as a Ctrl-C
-    landing there does."""
+    """os.open, os.mkdir and os.link send this process a SIGINT once they have made a
+    file or a folder whose name holds ``marker``: Python raises it inside
+    tempfile.mkstemp or mkdtemp, or as a part file made without a name is named
+    (part_files), the file or folder made and its name not yet given back, as a
+    Ctrl-C landing there does."""
     import signal
 
-    def then_ctrl_c(real):
+    def then_ctrl_c(name):
+        real = getattr(os, name)
+
         def made(path, *args, **kwargs):
             done = real(path, *args, **kwargs)
-            creates = real is os.mkdir or (args[0] if args else kwargs["flags"]) & os.O_CREAT
+            if name == "link":  # the name made is its second
+                creates, path = True, args[0] if args else kwargs["dst"]
+            else:
+                creates = name == "mkdir" or (args[0] if args else kwargs["flags"]) & os.O_CREAT
             if creates and marker in os.fspath(path):
                 os.kill(os.getpid(), signal.SIGINT)
                 for _ in range(9):  # Python runs the handler between these
                     pass
             return done
-        return made
-    monkeypatch.setattr(os, "open", then_ctrl_c(os.open))
-    monkeypatch.setattr(os, "mkdir", then_ctrl_c(os.mkdir))
+        monkeypatch.setattr(os, name, made)
+    for name in ("open", "mkdir", "link"):
+        then_ctrl_c(name)
 
 
 def load_interrupted(monkeypatch, device) -> int:

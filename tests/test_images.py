@@ -2922,10 +2922,15 @@ def test_unicode_file_names_work(tmp_path):
 
 
 def test_permission_denied_is_an_input_error(tmp_path, monkeypatch):
-    def denied(*args, **kwargs):
-        raise PermissionError(13, "Permission denied")
+    # A folder that makes no file, whether named (mkstemp) or not (part_files' O_TMPFILE).
+    real_open, unnamed = os.open, getattr(os, "O_TMPFILE", -1)
 
-    monkeypatch.setattr(files_mod.tempfile, "mkstemp", denied)
+    def denied(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT or flags & unnamed == unnamed:
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)
     with pytest.raises(InputError, match="cannot write .*Permission denied"):
         write_image(tmp_path / "o.png", picture(4, 4))
 
@@ -3849,9 +3854,13 @@ def test_a_path_written_as_a_folder_s_is_refused_not_written_as_a_file(tmp_path,
     assert os.listdir(tmp_path) == []
 
 
-def test_a_ctrl_c_as_the_temporary_file_is_made_leaves_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("unnamed", [True, False], ids=["unnamed", "mkstemp"])
+def test_a_ctrl_c_as_the_temporary_file_is_made_leaves_nothing(tmp_path, monkeypatch, unnamed):
     # Landing in mkstemp once it had made the file, before its name came back, it left
-    # the hidden .part beside the output.
+    # the hidden .part beside the output. Made without a name, it is named by a link.
+    from ncnn_sr import part_files
+    if not unnamed:
+        monkeypatch.setattr(part_files, "_TMPFILE", 0)
     ctrl_c_once_made(monkeypatch, ".part")
     with pytest.raises(KeyboardInterrupt):
         files_mod.atomic_write(tmp_path / "a.png", lambda f: f.write(b"whole"))
@@ -3994,6 +4003,97 @@ def test_an_empty_part_a_run_killed_as_it_made_it_left_is_removed_by_the_next_ru
         f"{tmp_path}: removed a hidden part file (0 bytes) left by a run killed while writing there"]
 
 
+# A run that SIGKILL ends as it makes a part file (a picture's or a video's): just
+# before its lock is taken ("before"), or just after ("once").
+KILLED_MAKING_A_PART = """
+import fcntl, os, signal, sys
+from pathlib import Path
+from ncnn_sr import files, part_files
+folder, when, what = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+flock = fcntl.flock
+def killed(fd, how):
+    if when == "once":
+        flock(fd, how)
+    os.kill(os.getpid(), signal.SIGKILL)
+fcntl.flock = killed
+if what == "picture":
+    files.atomic_write(folder / "a.png", lambda f: f.write(b"whole"))
+else:
+    part_files.new_part(folder, "out", ".mp4")
+"""
+
+
+def _makes_unnamed_files(folder: Path) -> bool:
+    try:
+        os.close(os.open(folder, os.O_TMPFILE | os.O_RDWR, 0o600))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="elsewhere a part is named before it is locked")
+@pytest.mark.parametrize("what", ["picture", "video"])
+@pytest.mark.parametrize("when", ["before", "once"])
+def test_a_run_killed_as_it_made_its_part_file_leaves_nothing_beside_a_rerun_s_output(tmp_path, when, what):
+    # A part was made under a name of its own, then locked, then renamed: a SIGKILL
+    # before the rename left an empty hidden file that looked like a live run's for
+    # part_files.NEW_AGE (60 s). A rerun at once wrote beside it, said nothing of it,
+    # and it stayed where no run came later. Made with no name, locked, then linked
+    # under its name, it is never named and unlocked.
+    if not _makes_unnamed_files(tmp_path):
+        pytest.skip("a file system that makes no file without a name: named before it is locked")
+    killed = subprocess.run([sys.executable, "-c", KILLED_MAKING_A_PART, str(tmp_path), when, what], timeout=120)
+    assert killed.returncode == -9
+    if what == "picture":
+        files_mod.atomic_write(tmp_path / "a.png", lambda f: f.write(b"whole"))  # the rerun
+        assert os.listdir(tmp_path) == ["a.png"]
+    else:
+        from ncnn_sr import part_files
+        assert part_files.remove_stale(tmp_path, "out", ".mp4") == [] and os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts the descriptors in /proc")
+@pytest.mark.parametrize("refused", ["O_TMPFILE", "link"])
+def test_a_part_no_file_without_a_name_can_be_made_for_is_made_by_name_and_locked(tmp_path, monkeypatch, refused):
+    # File systems that make no file without a name (NFS, overlayfs before Linux 6.6)
+    # refuse O_TMPFILE; a system with no /proc cannot link one. Its part is then made
+    # under NEW's name and locked before it takes MARK's, as elsewhere, and the
+    # unnamed file's descriptor is not kept.
+    import fcntl
+    from ncnn_sr import part_files
+    real_open, real_link, unnamed = os.open, os.link, getattr(os, "O_TMPFILE", -1)
+
+    def no_unnamed(path, flags, *args, **kwargs):
+        if flags & unnamed == unnamed:
+            raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+        return real_open(path, flags, *args, **kwargs)
+
+    def no_proc(src, dst, *args, **kwargs):
+        if os.fspath(src).startswith("/proc/"):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), src)
+        return real_link(src, dst, *args, **kwargs)
+    if refused == "O_TMPFILE":
+        monkeypatch.setattr(os, "open", no_unnamed)
+    else:
+        monkeypatch.setattr(os, "link", no_proc)
+    held = []
+
+    def encode(f):
+        [part] = os.listdir(tmp_path)
+        fd = real_open(tmp_path / part, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        held.append(part)
+        f.write(b"whole")
+    before = len(os.listdir("/proc/self/fd"))
+    files_mod.atomic_write(tmp_path / "a.png", encode)
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert held[0].startswith(f".a.png.{part_files.MARK}.") and os.listdir(tmp_path) == ["a.png"]
+
+
 @pytest.mark.skipif(os.name == "nt", reason="no flock")
 def test_a_part_in_a_folder_made_read_only_as_it_was_named_is_left_under_one_name(tmp_path, monkeypatch):
     # A part was named in two steps, a link to its locked name and the unlink of its
@@ -4039,6 +4139,7 @@ def test_a_part_taken_for_a_killed_run_s_before_its_writer_locked_it_is_made_ane
     # wrote into a file of no name: its picture was lost at the rename. Finding it
     # gone once locked, it makes another.
     from ncnn_sr import part_files
+    monkeypatch.setattr(part_files, "_TMPFILE", 0)  # made under NEW's name, as off Linux
     made, mkstemp = [], tempfile.mkstemp
 
     def swept(*args, **kwargs):
@@ -4060,6 +4161,8 @@ def test_a_part_whose_lock_a_sweep_holds_as_its_writer_locks_it_is_made_anew(tmp
     # that instant: the writer, refused it, took the part for one on a file system of
     # no locks, kept it, and lost it as the sweep went on to remove it.
     import fcntl
+    from ncnn_sr import part_files
+    monkeypatch.setattr(part_files, "_TMPFILE", 0)  # made under NEW's name, as off Linux
     made, mkstemp, flock = [], tempfile.mkstemp, fcntl.flock
 
     def kept(*args, **kwargs):
