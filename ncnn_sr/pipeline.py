@@ -46,7 +46,7 @@ from .loading import Item, Loading
 from .outcomes import Outcome, Summary
 from .resample import checked_resize
 from .signals import HeldInterrupts, ctrl_c_signals
-from .workers import STOP, Cancelled, Frames, ProcQueue, Worker, join_workers
+from .workers import STOP, Cancelled, Frames, ProcQueue, Queue, Worker, join_workers
 
 # What the library's users import from here (see the README), wherever it is defined.
 __all__ = ["Lane", "Outcome", "Pipeline", "Summary", "UpscalingFailed", "ordered_map"]
@@ -320,7 +320,7 @@ class Pipeline(Loading, Failover, DeclaredOnly):
         pending_lock = threading.Lock()
         to_proc = ProcQueue(self._queue_size, self._proc_workers)
         self._wake_procs = to_proc.wake
-        to_save: queue.Queue = queue.Queue(self._queue_size)
+        to_save: queue.Queue = Queue(self._queue_size)
 
         def next_job() -> Job | None:
             with pending_lock, self._unwaitable():

@@ -18,6 +18,17 @@ from .errors import start_thread
 STOP = None  # the sentinel a worker ends on
 
 
+# Every condition the main thread waits on with a worker (ProcQueue's, Queue's, Ended's)
+# is over an RLock, never a plain Lock (threading.Event's, queue.Queue's). A wait, its
+# time up, takes its lock back: a plain Lock's acquire is cut by a Ctrl-C, an RLock's
+# taking back is not. Cut while a worker held the lock (setting the event, taking from
+# the queue), the wait raised KeyboardInterrupt with the lock not taken back, its with
+# block's end then released it under the worker, and the worker's notify raised
+# RuntimeError ("cannot notify on un-acquired lock"): a traceback from the worker
+# thread after a Ctrl-C, or a run that raised RuntimeError for it. Nor can an RLock be
+# released by a thread that does not hold it.
+
+
 class Cancelled(Exception):
     """Raised inside a proc worker's upscale when the run is cancelled."""
 
@@ -42,7 +53,7 @@ class ProcQueue:
         # has, none in work, nothing moves on unless one takes what it was passing over.
         self._looked: set[int] = set()
         self._stuck = False
-        lock = threading.Lock()
+        lock = threading.RLock()  # see the note above
         self._not_empty, self._not_full = threading.Condition(lock), threading.Condition(lock)
 
     def put(self, item, timeout: float | None = None) -> None:
@@ -132,6 +143,41 @@ class ProcQueue:
         self._not_empty.notify_all()
 
 
+class Queue(queue.Queue):
+    """queue.Queue, its conditions over an RLock (see the note above ProcQueue): the
+    main thread puts its STOPs into it in short waits that Ctrl-C cuts."""
+
+    def __init__(self, maxsize: int = 0):
+        super().__init__(maxsize)
+        self.mutex = threading.RLock()
+        self.not_empty = threading.Condition(self.mutex)
+        self.not_full = threading.Condition(self.mutex)
+        self.all_tasks_done = threading.Condition(self.mutex)
+
+
+class Ended:
+    """Set once, by a worker as it ends; waited for by the main thread in short waits
+    that Ctrl-C cuts. threading.Event but for its condition's lock (see the note above
+    ProcQueue)."""
+
+    def __init__(self):
+        self._set = False
+        self._changed = threading.Condition(threading.RLock())
+
+    def set(self) -> None:
+        with self._changed:
+            self._set = True
+            self._changed.notify_all()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Whether it is set, once it is or ``timeout`` seconds have passed."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._set, timeout)
+
+
 class Frames:
     """An animation's frames, upscaled by whichever workers call ``work``: each frame
     once, its result in its place. After the first failure (Cancelled too) no more
@@ -189,7 +235,7 @@ class Worker:
     a worker inside ncnn, and the process died in std::terminate at exit (SIGABRT)."""
 
     def __init__(self, target: Callable, *args, on_error: Callable[[BaseException], None] | None = None):
-        self.done = threading.Event()
+        self.done = Ended()
 
         def run() -> None:
             try:

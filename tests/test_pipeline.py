@@ -1,6 +1,7 @@
 """The load → proc → save pipeline as a library."""
 import gc
 import os
+import queue
 import threading
 import time
 import weakref
@@ -1641,6 +1642,133 @@ def test_joining_waits_for_the_target_even_when_the_thread_says_it_ended():
     threading.Timer(0.3, release.set).start()
     workers_mod.join_workers([worker])
     assert finished == [True]
+
+
+def ctrl_c_as_the_main_thread_takes_back(monkeypatch, make):
+    """``make()``, its locks (threading.Lock's and RLock's) watched: the first that a
+    thread other than the main one takes once ``make`` has returned is held until the
+    main thread, its wait on a condition of that lock over, waits to take it back;
+    the main thread is then sent a Ctrl-C (SIGINT), and the lock held a while more,
+    for the handler to run there."""
+    import signal
+    main, armed, fired, waiting = threading.get_ident(), [False], [], threading.Event()
+
+    def hold() -> None:
+        if armed[0] and not fired and threading.get_ident() != main:
+            fired.append(True)  # from here on, the main thread's taking back waits for this one
+            assert waiting.wait(10), "the main thread never waited to take the lock back"
+            time.sleep(0.05)  # into its blocking acquire
+            signal.pthread_kill(main, signal.SIGINT)
+            time.sleep(0.3)
+
+    def taking_back() -> None:
+        if fired and threading.get_ident() == main:
+            waiting.set()
+
+    class Watched:
+        def __init__(self, lock):
+            self._lock = lock
+
+        def __enter__(self):
+            got = self._lock.__enter__()
+            hold()
+            return got
+
+        def __exit__(self, *exc):
+            return self._lock.__exit__(*exc)
+
+        def acquire(self, blocking=True, timeout=-1):
+            if blocking:
+                taking_back()  # a Condition over a plain Lock takes it back so; entered with ``with``
+            got = self._lock.acquire(blocking, timeout)
+            if got:
+                hold()
+            return got
+
+        def release(self):
+            self._lock.release()
+
+        def __getattr__(self, name):  # an RLock's own, which a Condition uses; a plain Lock has none
+            found = getattr(self._lock, name)
+            if name != "_acquire_restore":
+                return found
+
+            def taken_back(state):
+                taking_back()
+                return found(state)
+            return taken_back
+
+    lock, rlock = threading.Lock, threading.RLock
+    monkeypatch.setattr(threading, "Lock", lambda: Watched(lock()))
+    monkeypatch.setattr(threading, "RLock", lambda: Watched(rlock()))
+    try:
+        made = make()
+    finally:
+        monkeypatch.setattr(threading, "Lock", lock)
+        monkeypatch.setattr(threading, "RLock", rlock)
+    armed[0] = True
+    return made
+
+
+def test_a_ctrl_c_as_the_main_thread_waits_for_a_worker_saying_it_ended_leaves_the_worker_sound(monkeypatch):
+    # Seen once from a folder run's Ctrl-C: a traceback from a worker thread at
+    # Worker's done.set(). The main thread waits for a worker in waits of 0.1 s on a
+    # threading.Event, whose condition is over a plain Lock: a Ctrl-C landing as a
+    # wait had timed out, the main thread taking that lock back from the worker
+    # setting the event, came out of the acquire with the lock not taken, and the
+    # wait's end released it under the worker, whose notify then raised RuntimeError.
+    errors = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    worker = ctrl_c_as_the_main_thread_takes_back(monkeypatch, lambda: workers_mod.Worker(time.sleep, 0.25))
+    with pytest.raises(KeyboardInterrupt):
+        workers_mod.join_workers([worker])
+    workers_mod.join_workers([worker])
+    assert errors == [] and worker.done.is_set()
+
+
+@pytest.mark.parametrize("kind", ["pictures", "saves"])
+def test_a_ctrl_c_as_the_main_thread_puts_a_stop_into_a_full_queue_leaves_its_reader_sound(monkeypatch, kind):
+    # The main thread sends each stage its STOPs in puts of 0.1 s (Pipeline._put): a
+    # full queue's put waits on a condition, and a Ctrl-C as the put took its lock back
+    # from the worker taking a picture released that lock under the worker (as above).
+    if kind == "pictures":
+        def make():
+            q = workers_mod.ProcQueue(1)
+            q.put("picture")
+            return q
+        take = lambda q: q.get(False)  # noqa: E731
+    else:
+        def make():
+            q = workers_mod.Queue(1)
+            q.put("picture")
+            return q
+        take = lambda q: q.get()  # noqa: E731
+    q = ctrl_c_as_the_main_thread_takes_back(monkeypatch, make)
+    taken, errors = [], []
+
+    def reader():
+        time.sleep(0.25)
+        try:
+            taken.append(take(q))
+        except BaseException as e:
+            errors.append(e)
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            while True:
+                try:
+                    q.put(workers_mod.STOP, timeout=0.1)
+                    break
+                except queue.Full:
+                    pass
+    finally:
+        thread.join(10)
+    assert errors == [] and taken == ["picture"]
+    if kind == "pictures":
+        q.done()  # with the picture taken: a STOP is not taken while a picture is in work
+    q.put(workers_mod.STOP, timeout=1)  # the queue sound: its lock free
+    assert take(q) is workers_mod.STOP
 
 
 def test_a_writer_failing_in_an_unforeseen_way_still_counts_the_picture_as_failed(tmp_path, cpu_lane, monkeypatch):
