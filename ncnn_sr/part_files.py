@@ -45,10 +45,11 @@ except ImportError:  # Windows
 # Between the output's stem and mkstemp's 8 characters. Part files of earlier versions,
 # never locked (".a.ncnn-sr-part.1a2b3c4d.mp4"), are named apart and left alone.
 MARK = "ncnn-sr-part-locked"
-# A part's name from its making until its lock is taken: renamed to MARK's once
-# locked, which a live run does within microseconds. A SIGKILL in between left it
-# empty, and no run removed it: one empty, unlocked and older than NEW_AGE seconds
-# is a killed run's.
+# A part's name from its making until its lock is taken, where it is made by name (off
+# Linux, or a file system that makes no file without one: _unnamed_part): renamed to
+# MARK's once locked, which a live run does within microseconds. A SIGKILL in between
+# left it empty, and no run removed it: one empty, unlocked and older than NEW_AGE
+# seconds is a killed run's.
 NEW = "ncnn-sr-part-new"
 NEW_AGE = 60
 _RANDOM = 8  # the characters tempfile.mkstemp puts between prefix and suffix
