@@ -135,9 +135,10 @@ def picture_named_as_video(src: str | os.PathLike, dst: str | os.PathLike | None
     bytes (a PNG saved under a video's name) and ``dst`` is named as a picture
     (out.png): read as a video it could only be refused, as "a still picture", and its
     picture output with it, as no video container."""
-    # A video's output name is asked first: it needs no Pillow, which a video run's start does without.
-    return (dst is not None and not is_video_path(dst) and is_picture_suffix(Path(dst).suffix)
-            and picture_under_video_name(src) is not None)
+    # The input's name and a video's output name are asked first: they need no Pillow,
+    # which a video run's start, a picture folder's plan and a usage error do without.
+    return (dst is not None and is_video_input(src) and not is_video_path(dst)
+            and is_picture_suffix(Path(dst).suffix) and picture_under_video_name(src) is not None)
 
 
 def picture_under_video_name(src: str | os.PathLike) -> str | None:

@@ -112,7 +112,9 @@ def test_a_folder_of_png_and_jpeg_loads_not_every_picture_reader(tmp_path):
     Image.fromarray(picture(12, 16, seed=1)).save(tmp_path / "in" / "b.jpg")
     modules = loaded(tmp_path, "ncnn-sr", "-i", "in", "-o", "out", "-n", MODEL, "-g", "-1", "-q")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
-    assert sorted(modules & (RARE | ALL_READERS)) == []
+    # A JPEG's coded data is checked by FFmpeg's decoder (jpeg.bad_codes): PyAV loads
+    # with the first JPEG read, as it does for a video; a PNG's run loads none (above).
+    assert sorted(modules & (RARE - {"av"} | ALL_READERS)) == []
 
 
 def test_the_drop_in_on_a_picture_loads_no_rare_module_and_not_every_picture_reader(tmp_path):
