@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from . import avif, damaged
-from .errors import InputError, SettingError, describe, in_one_line, with_article
+from .errors import InputError, Option, SettingError, describe, in_one_line, with_article
 from .fixed import fixed_fields
 from .apng import animate, frames_as_shown as apng_frames
 from .gif import animation_to_palette as gif_pictures, frames_as_shown as gif_frames
@@ -24,6 +24,11 @@ from .metadata import EXIF_ORIENTATION, orient, readable_exif
 from .png import mended as mended_png
 from .pixels import check_image, to_eight_bit
 
+# What gives an animation's damaged first frame alone: a command, asked for a still
+# format, reads that frame alone; read_frames's caller asks read_image. Said as it
+# is by each command (no flag of ncnn-sr's to send the drop-in's user to).
+FIRST_FRAME_ALONE = Option("a jpg of it is that frame, read as far as it goes",
+                           "read_image with skip_damaged=True reads that frame as far as it goes", everywhere=True)
 
 @fixed_fields("anim")
 @dataclass(frozen=True)
@@ -126,8 +131,7 @@ def read_frames(path: str | bytes | os.PathLike, info: ImageInfo | None = None,
             # Its first frame was read, as a still, as far as it goes: said, where
             # asked to read damage, as what can be had instead.
             raise InputError(f"{path}: broken or truncated picture ({damage_words(path, e)}): its first frame is "
-                             "damaged, so no frame of the animation is whole (a jpg of it is that frame, read as far "
-                             "as it goes)") from None
+                             "damaged, so no frame of the animation is whole (", FIRST_FRAME_ALONE, ")") from None
 
 
 def _read_all(path: str, info: ImageInfo) -> Animation:

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import picture
+from ncnn_sr.animation import read_frames
 from ncnn_sr.errors import InputError, SettingError
 from ncnn_sr.images import read_image
 from test_cli import installed
@@ -244,7 +245,6 @@ def test_an_apng_whose_last_frames_data_is_damaged_keeps_the_frames_before(tmp_p
         data[at + 4 + k] ^= 0x5A
     data[at + 4 + length:at + 8 + length] = struct.pack(">I", zlib.crc32(bytes(data[at:at + 4 + length])))
     (tmp_path / "d.png").write_bytes(bytes(data))
-    from ncnn_sr.animation import read_frames
     with pytest.raises(InputError, match=rf"^\S*d.png: broken or truncated picture \(.*\): skip_damaged=True {HINT}$"):
         read_frames(tmp_path / "d.png")
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
@@ -335,15 +335,20 @@ def test_a_gif_with_a_transparent_index_whose_frame_is_smaller_than_its_canvas_i
     assert np.array_equal(read[:40:8, :50, 3], arr[::8, :, 3])
 
 
-def test_an_animation_damaged_in_its_first_frame_gives_that_frame_as_a_still_alone(tmp_path):
-    # Its first frame's image data kept in part, in one sub-block, the rest of the file whole.
+def first_frame_damaged_gif() -> bytes:
+    """A 32x24 GIF of 3 frames, its first frame's image data kept in part, in one
+    sub-block, the rest of the file whole."""
     data = animation("GIF", interlace=False)
     descriptor = data.index(b"\x2c\x00\x00\x00\x00")
     start = descriptor + 10 + (3 << ((data[descriptor + 9] & 7) + 1) if data[descriptor + 9] & 0x80 else 0) + 1
     end = start
     while data[end]:
         end += 1 + data[end]
-    (tmp_path / "a.gif").write_bytes(data[:start] + b"\xc8" + data[start + 1:start + 201] + data[end:])
+    return data[:start] + b"\xc8" + data[start + 1:start + 201] + data[end:]
+
+
+def test_an_animation_damaged_in_its_first_frame_gives_that_frame_as_a_still_alone(tmp_path):
+    (tmp_path / "a.gif").write_bytes(first_frame_damaged_gif())
     for out, code in (("o.jpg", 0), ("o.gif", 1)):
         proc = subprocess.run([NCNN_SR, "-i", "a.gif", "-o", out, *X2, "--skip-damaged"], capture_output=True,
                               text=True, cwd=tmp_path, timeout=300)
@@ -357,3 +362,14 @@ def test_an_animation_damaged_in_its_first_frame_gives_that_frame_as_a_still_alo
     with Image.open(tmp_path / "o.jpg") as still:
         assert still.size == (64, 48)
     assert not (tmp_path / "o.gif").exists()
+
+
+def test_a_library_caller_is_told_how_to_read_the_first_frame_of_an_animation_damaged_there(tmp_path):
+    # It was told of "a jpg of it", the command line's way, which a caller of
+    # read_frames has no part in.
+    (tmp_path / "a.gif").write_bytes(first_frame_damaged_gif())
+    with pytest.raises(InputError) as caught:
+        read_frames(tmp_path / "a.gif", skip_damaged=True)
+    assert str(caught.value).endswith("its first frame is damaged, so no frame of the animation is whole "
+                                      "(read_image with skip_damaged=True reads that frame as far as it goes)")
+    assert read_image(tmp_path / "a.gif", skip_damaged=True)[0].shape == (24, 32, 3)
