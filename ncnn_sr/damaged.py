@@ -65,7 +65,7 @@ def refusal(path: str, why: str, readable: bool = True) -> InputError:
 
 
 def load(im: Image.Image, path: str, words: Callable[[Exception], str], fatal: Callable[[Exception], bool],
-         damage: str | None = None) -> tuple[Image.Image, np.ndarray | None]:
+         damage: str | None = None, narrowed: str | None = None) -> tuple[Image.Image, np.ndarray | None]:
     """The open picture ``im`` (at ``path``) loaded, and None; or where its decoder
     runs out of data or meets damage (``damage``, in words, known before: the
     decoder is not tried whole), as ``found`` allows, the picture opened anew with
@@ -74,7 +74,8 @@ def load(im: Image.Image, path: str, words: Callable[[Exception], str], fatal: C
     own failure is raised where it decoded nothing, where ``fatal`` says it is no
     damage (the memory's), and for pictures Pillow reads otherwise, or whose
     decoders give nothing of a damaged file. ``words``: the failure in the words a
-    refusal says it in."""
+    refusal says it in. ``narrowed``: what the warning adds, in words, where a mask
+    is given, and the pixels are the fewer bits Pillow reads (a 16-bit picture's 8)."""
     source = im.fp  # Pillow lets it go as loading ends, failing or not
     # A GIF's first frame may cover part of its canvas: no decoder writes the rest.
     box = im.dispose_extent if im.format == "GIF" else None
@@ -107,7 +108,7 @@ def load(im: Image.Image, path: str, words: Callable[[Exception], str], fatal: C
     if unwritten.all():
         raise failure
     if unwritten.any():
-        found(path, damage, _missing(unwritten) + doubt)
+        found(path, damage, _missing(unwritten) + doubt + (f"; {narrowed}" if narrowed else ""))
     elif doubt:
         found(path, damage, "its decoder read it whole: where the damage is, its pixels may be wrong")
     else:  # a GIF's first frame is drawn over its clear colour, whatever the fill

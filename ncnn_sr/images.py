@@ -249,9 +249,15 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             why, broken = checked[0], checked[0] if checked[1] else None
             if broken is None:
                 log.warning("%s: %s", path, why)
+        # Pillow reads these 16-bit samples in 8 bits, and the readers of their 16
+        # take no damaged file (16-bit grey is Pillow's I;16, read whole).
+        narrowed = (im.format == "PNG" and png_header(path)[0] == 16 and im.mode != "I;16") or \
+            tiff16.is_deep(im) or deep_ppm is not None
         with decoding(im, path):  # what a damaged one's decoder read, as another opening of it
             loaded, missing = damaged.load(im, path, lambda e: damage_words(path, e),
-                                           lambda e: _said_out_of_memory(str(e)), broken)
+                                           lambda e: _said_out_of_memory(str(e)), broken,
+                                           "read in 8 bits, not its 16: the 16-bit readers read no damaged file"
+                                           if narrowed else None)
         salvaged, im = loaded is not im, loaded  # another opening: what a damaged one's decoder read
         if jpeg_read is not None:
             damaged_already = _check_jpeg_end(im, path, *jpeg_read, ended)

@@ -373,3 +373,41 @@ def test_a_library_caller_is_told_how_to_read_the_first_frame_of_an_animation_da
     assert str(caught.value).endswith("its first frame is damaged, so no frame of the animation is whole "
                                       "(read_image with skip_damaged=True reads that frame as far as it goes)")
     assert read_image(tmp_path / "a.gif", skip_damaged=True)[0].shape == (24, 32, 3)
+
+
+def sixteen_bit(kind: str) -> bytes:
+    """A 32x24 picture of 16-bit samples (``kind``: its format and channels) cut short
+    two thirds in."""
+    from ncnn_sr.png import png16
+    from test_tiff16 import tiff
+    samples = np.random.default_rng(7).integers(0, 1 << 16, (24, 32, int(kind[-1])), np.uint16)
+    if kind.startswith("png"):
+        data = png16(samples) if samples.shape[2] > 1 else encoded("PNG", samples[:, :, 0])
+    elif kind.startswith("tif"):
+        data = tiff(samples)
+    else:
+        data = b"P6 32 24 65535\n" + samples.astype(">u2").tobytes()
+    return data[:len(data) * 2 // 3]
+
+
+@pytest.mark.parametrize("kind, name", [("png3", "a.png"), ("png4", "a.png"), ("png2", "a.png"), ("tif3", "a.tif"),
+                                        ("tif4", "a.tif"), ("ppm3", "a.ppm")])
+def test_a_damaged_sixteen_bit_picture_read_in_eight_bits_is_said_so(kind, name, tmp_path, caplog):
+    # Its 16-bit readers (FFmpeg's, tiff16's, pnm's) take no damaged file: it was read
+    # in Pillow's 8 bits, the warning saying nothing of it.
+    path = tmp_path / name
+    path.write_bytes(sixteen_bit(kind))
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, _ = read_image(path, skip_damaged=True)
+    said = [r.getMessage() for r in caplog.records if r.name == "ncnn_sr"]
+    assert arr.dtype == np.uint8 and len(said) == 1, said
+    assert said[0].endswith("of 24 missing, filled grey; read in 8 bits, not its 16: the 16-bit readers read "
+                            "no damaged file"), said
+
+
+def test_a_damaged_sixteen_bit_grey_png_keeps_its_sixteen_bits_unsaid(tmp_path, caplog):
+    (tmp_path / "a.png").write_bytes(sixteen_bit("png1"))
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, _ = read_image(tmp_path / "a.png", skip_damaged=True)
+    said = [r.getMessage() for r in caplog.records if r.name == "ncnn_sr"]
+    assert arr.dtype == np.uint16 and len(said) == 1 and said[0].endswith("of 24 missing, filled grey"), said
