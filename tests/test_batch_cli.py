@@ -1766,6 +1766,29 @@ def test_a_sixteen_bit_apng_written_as_an_animation_keeps_sixteen_bits(tmp_path)
         assert "warning" not in proc.stderr
 
 
+@pytest.mark.parametrize("pix_fmt, channels", [("rgb48be", 3), ("rgba64be", 4)])
+def test_a_sixteen_bit_apng_ffmpeg_wrote_keeps_sixteen_bits(pix_fmt, channels, tmp_path):
+    # FFmpeg's APNG (its later frames boxes of what changed, blended over) as a user
+    # exports one: its frames, upscaled, are a 16-bit APNG, its every sample kept.
+    base = picture(12, 16, channels=channels, seed=3, dtype=np.uint16)
+    with av.open(str(tmp_path / "deep.png"), "w", format="apng") as out:
+        stream = out.add_stream("apng", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 16, 12, pix_fmt
+        for index in range(3):
+            frame = base.copy()
+            frame[2:4, 2 + index:5 + index] = 1000 * index
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format=pix_fmt)))
+        out.mux(stream.encode())
+    assert b"fdAT" in (tmp_path / "deep.png").read_bytes()
+    proc = run(NCNN_SR, "-i", "deep.png", "-o", "o.png", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
+               cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == ""
+    written = read_frames(tmp_path / "o.png")[0]
+    assert (tmp_path / "o.png").read_bytes()[24] == 16 and len(written.frames) == 3
+    assert written.frames[0].dtype == np.uint16 and written.frames[0].shape == (24, 32, channels)
+    assert (written.frames[1] % 257 != 0).mean() > 0.9  # not 8 bits widened (v * 257)
+
+
 def test_one_animation_gets_a_proc_worker_per_frame_its_frames_being_shared(tmp_path):
     animated_gif(tmp_path / "anim.gif")
     every = run(NCNN_SR, "-i", "anim.gif", "-o", "o.webp", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
