@@ -379,12 +379,12 @@ def sixteen_bit(kind: str) -> bytes:
     """A 32x24 picture of 16-bit samples (``kind``: its format and channels) cut short
     two thirds in."""
     from ncnn_sr.png import png16
-    from test_tiff16 import tiff
+    from test_tiff16 import GREY_ALPHA_TAGS, tiff
     samples = np.random.default_rng(7).integers(0, 1 << 16, (24, 32, int(kind[-1])), np.uint16)
     if kind.startswith("png"):
         data = png16(samples) if samples.shape[2] > 1 else encoded("PNG", samples[:, :, 0])
     elif kind.startswith("tif"):
-        data = tiff(samples)
+        data = tiff(samples, extra=GREY_ALPHA_TAGS if samples.shape[2] == 2 else None)
     else:
         data = b"P6 32 24 65535\n" + samples.astype(">u2").tobytes()
     return data[:len(data) * 2 // 3]
@@ -405,9 +405,12 @@ def test_a_damaged_sixteen_bit_picture_read_in_eight_bits_is_said_so(kind, name,
                             "no damaged file"), said
 
 
-def test_a_damaged_sixteen_bit_grey_png_keeps_its_sixteen_bits_unsaid(tmp_path, caplog):
-    (tmp_path / "a.png").write_bytes(sixteen_bit("png1"))
+@pytest.mark.parametrize("kind, name", [("png1", "a.png"), ("tif2", "a.tif")])
+def test_a_damaged_sixteen_bit_grey_picture_keeps_its_sixteen_bits_unsaid(kind, name, tmp_path, caplog):
+    # Pillow's I;16, and tiff16's grey+alpha read through it.
+    (tmp_path / name).write_bytes(sixteen_bit(kind))
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
-        arr, _ = read_image(tmp_path / "a.png", skip_damaged=True)
+        arr, _ = read_image(tmp_path / name, skip_damaged=True)
     said = [r.getMessage() for r in caplog.records if r.name == "ncnn_sr"]
     assert arr.dtype == np.uint16 and len(said) == 1 and said[0].endswith("of 24 missing, filled grey"), said
+    assert (arr[-1] == 32768).all() or (arr[-1, :, :3] == 32768).all()  # mid grey in 16 bits
