@@ -72,10 +72,11 @@ def _cannot_decode(src, e: Exception, flags: FlagNames, refused: bool = False) -
     """``src`` said as undecodable for ``e``; ``refused``: ``e`` is the decoder's
     refusal of a packet, one of REFUSED. The host out of memory (FFmpeg's ENOMEM, or
     its EAGAIN under a cap) is said as that, naming the decoding."""
-    if (short := ffmpeg_short_of_memory(f"FFmpeg cannot decode {src}", e)) is not None:
-        return short
     if isinstance(e, PacketPastMemory):  # what --skip-damaged skips is decoded, this is not read
         return InputError(f"{src}: cannot read: {e.strerror}")
+    # After it: its ENOMEM asked for more than all the memory there is, not for what was short.
+    if (short := ffmpeg_short_of_memory(f"FFmpeg cannot decode {src}", e)) is not None:
+        return short
     if not (refused or isinstance(e, DAMAGE)):
         return InputError(f"{src}: cannot decode: {_reason(e)}")
     reason = _refused_how(e) or _reason(e)
