@@ -16,6 +16,7 @@ import threading
 from typing import Callable, TypeVar
 
 from .errors import start_thread
+from .locked_queue import Queue
 from .signals import handled_in_python
 
 T = TypeVar("T")
@@ -88,8 +89,11 @@ def run(work: Callable[[Report], T], progress: Report | None, left: Callable[[],
     raises Abandoned) and then comes out here. An exception that lands here while the
     work runs (a Ctrl-C) comes out at once: ``left()`` is called, and the work raises
     Abandoned at its next report."""
-    events: queue.Queue = queue.Queue()
-    answers: queue.Queue = queue.Queue()
+    # Over an RLock (see locked_queue): a Ctrl-C as this thread took the events' lock
+    # back from the helper putting a progress released it under the helper, whose
+    # notify raised RuntimeError.
+    events: queue.Queue = Queue()
+    answers: queue.Queue = Queue()
     stop = threading.Event()
     # The frame too: a Ctrl-C can land in the caller's finally before it sets stop.
     # Held in a list the helper empties as it ends: this frame holds the list, and kept

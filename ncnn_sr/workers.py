@@ -13,20 +13,15 @@ import numpy as np
 
 from .engine import Upscaler
 from .errors import start_thread
+from .locked_queue import Ended, Queue
 
 
 STOP = None  # the sentinel a worker ends on
 
 
-# Every condition the main thread waits on with a worker (ProcQueue's, Queue's, Ended's)
-# is over an RLock, never a plain Lock (threading.Event's, queue.Queue's). A wait, its
-# time up, takes its lock back: a plain Lock's acquire is cut by a Ctrl-C, an RLock's
-# taking back is not. Cut while a worker held the lock (setting the event, taking from
-# the queue), the wait raised KeyboardInterrupt with the lock not taken back, its with
-# block's end then released it under the worker, and the worker's notify raised
-# RuntimeError ("cannot notify on un-acquired lock"): a traceback from the worker
-# thread after a Ctrl-C, or a run that raised RuntimeError for it. Nor can an RLock be
-# released by a thread that does not hold it.
+# Every condition the main thread waits on with a worker is over an RLock: see locked_queue.
+# Its Queue and Ended are still taken from here (pipeline, the tests).
+__all__ = ["STOP", "Cancelled", "ProcQueue", "Queue", "Ended", "Frames", "Worker", "join_workers"]
 
 
 class Cancelled(Exception):
@@ -53,7 +48,7 @@ class ProcQueue:
         # has, none in work, nothing moves on unless one takes what it was passing over.
         self._looked: set[int] = set()
         self._stuck = False
-        lock = threading.RLock()  # see the note above
+        lock = threading.RLock()  # see locked_queue's note
         self._not_empty, self._not_full = threading.Condition(lock), threading.Condition(lock)
 
     def put(self, item, timeout: float | None = None) -> None:
@@ -141,41 +136,6 @@ class ProcQueue:
         self._looked.clear()
         self._stuck = False
         self._not_empty.notify_all()
-
-
-class Queue(queue.Queue):
-    """queue.Queue, its conditions over an RLock (see the note above ProcQueue): the
-    main thread puts its STOPs into it in short waits that Ctrl-C cuts."""
-
-    def __init__(self, maxsize: int = 0):
-        super().__init__(maxsize)
-        self.mutex = threading.RLock()
-        self.not_empty = threading.Condition(self.mutex)
-        self.not_full = threading.Condition(self.mutex)
-        self.all_tasks_done = threading.Condition(self.mutex)
-
-
-class Ended:
-    """Set once, by a worker as it ends; waited for by the main thread in short waits
-    that Ctrl-C cuts. threading.Event but for its condition's lock (see the note above
-    ProcQueue)."""
-
-    def __init__(self):
-        self._set = False
-        self._changed = threading.Condition(threading.RLock())
-
-    def set(self) -> None:
-        with self._changed:
-            self._set = True
-            self._changed.notify_all()
-
-    def is_set(self) -> bool:
-        return self._set
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Whether it is set, once it is or ``timeout`` seconds have passed."""
-        with self._changed:
-            return self._changed.wait_for(lambda: self._set, timeout)
 
 
 class Frames:

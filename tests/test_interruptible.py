@@ -1,10 +1,11 @@
 """The helper-thread call that lets a Ctrl-C out of a long upscale at once."""
-import queue
 import threading
+import time
 import types
 
 import pytest
 
+from locks_taken_back import CtrlCAsTakenBack
 from ncnn_sr import interruptible
 
 
@@ -73,12 +74,12 @@ def test_a_second_ctrl_c_that_loses_the_helper_s_answer_still_stops_the_work(mon
     # waits on was put, left the helper waiting for ever (and close() on it).
     started, ended = threading.Event(), threading.Event()
 
-    class LosesFalse(interruptible.queue.Queue):
+    class LosesFalse(interruptible.Queue):
         def put(self, item, *args, **kwargs):
             if item is False:
                 raise KeyboardInterrupt  # as each Ctrl-C would, landing as it is put
             super().put(item, *args, **kwargs)
-    monkeypatch.setattr(interruptible, "queue", type("Q", (), {"Queue": LosesFalse, "Empty": queue.Empty}))
+    monkeypatch.setattr(interruptible, "Queue", LosesFalse)
 
     def progress(done, total):
         raise KeyboardInterrupt
@@ -239,3 +240,31 @@ def test_the_work_its_caller_left_frees_what_its_frames_held_as_it_ends(monkeypa
         assert not helpers[0].is_alive() and refs[0]() is None
     finally:
         gc.enable()
+
+
+def test_a_ctrl_c_as_the_caller_takes_back_the_queue_from_the_helper_leaves_the_helper_sound(monkeypatch):
+    # The caller waits for the helper in 0.25 s waits on a queue: one whose time was
+    # up, taking the queue's lock back from the helper putting its progress, was cut by
+    # the Ctrl-C with the lock not taken, and released it under the helper, whose
+    # notify raised RuntimeError ('cannot notify on un-acquired lock') instead of the
+    # work stopping at its report (as workers.Queue's test in test_pipeline.py).
+    ctrl_c, raised, ended = CtrlCAsTakenBack(), [], threading.Event()
+
+    def work(report):
+        # Once the caller waits on the queue (its start over): the helper's next lock is
+        # the queue's, which it puts its progress into.
+        time.sleep(0.1)
+        ctrl_c.arm()
+        try:
+            report(1, 2)
+            return "finished"
+        except BaseException as e:
+            raised.append(e)
+            raise
+        finally:
+            ended.set()
+    with ctrl_c.watching(monkeypatch), pytest.raises(KeyboardInterrupt):
+        interruptible.run(work, lambda done, total: None, lambda: None)
+    assert ended.wait(10), "the helper went on after its caller left"
+    assert ctrl_c.fired
+    assert [type(e) for e in raised] == [interruptible.Abandoned], raised

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import picture, png_bytes, stored_delays
+from locks_taken_back import ctrl_c_as_the_main_thread_takes_back
 from ncnn_sr import InputError, Upscaler
 from ncnn_sr.errors import FlagNames, SettingError, describe
 from ncnn_sr.signals import HeldInterrupts
@@ -1642,72 +1643,6 @@ def test_joining_waits_for_the_target_even_when_the_thread_says_it_ended():
     threading.Timer(0.3, release.set).start()
     workers_mod.join_workers([worker])
     assert finished == [True]
-
-
-def ctrl_c_as_the_main_thread_takes_back(monkeypatch, make):
-    """``make()``, its locks (threading.Lock's and RLock's) watched: the first that a
-    thread other than the main one takes once ``make`` has returned is held until the
-    main thread, its wait on a condition of that lock over, waits to take it back;
-    the main thread is then sent a Ctrl-C (SIGINT), and the lock held a while more,
-    for the handler to run there."""
-    import signal
-    main, armed, fired, waiting = threading.get_ident(), [False], [], threading.Event()
-
-    def hold() -> None:
-        if armed[0] and not fired and threading.get_ident() != main:
-            fired.append(True)  # from here on, the main thread's taking back waits for this one
-            assert waiting.wait(10), "the main thread never waited to take the lock back"
-            time.sleep(0.05)  # into its blocking acquire
-            signal.pthread_kill(main, signal.SIGINT)
-            time.sleep(0.3)
-
-    def taking_back() -> None:
-        if fired and threading.get_ident() == main:
-            waiting.set()
-
-    class Watched:
-        def __init__(self, lock):
-            self._lock = lock
-
-        def __enter__(self):
-            got = self._lock.__enter__()
-            hold()
-            return got
-
-        def __exit__(self, *exc):
-            return self._lock.__exit__(*exc)
-
-        def acquire(self, blocking=True, timeout=-1):
-            if blocking:
-                taking_back()  # a Condition over a plain Lock takes it back so; entered with ``with``
-            got = self._lock.acquire(blocking, timeout)
-            if got:
-                hold()
-            return got
-
-        def release(self):
-            self._lock.release()
-
-        def __getattr__(self, name):  # an RLock's own, which a Condition uses; a plain Lock has none
-            found = getattr(self._lock, name)
-            if name != "_acquire_restore":
-                return found
-
-            def taken_back(state):
-                taking_back()
-                return found(state)
-            return taken_back
-
-    lock, rlock = threading.Lock, threading.RLock
-    monkeypatch.setattr(threading, "Lock", lambda: Watched(lock()))
-    monkeypatch.setattr(threading, "RLock", lambda: Watched(rlock()))
-    try:
-        made = make()
-    finally:
-        monkeypatch.setattr(threading, "Lock", lock)
-        monkeypatch.setattr(threading, "RLock", rlock)
-    armed[0] = True
-    return made
 
 
 def test_a_ctrl_c_as_the_main_thread_waits_for_a_worker_saying_it_ended_leaves_the_worker_sound(monkeypatch):
