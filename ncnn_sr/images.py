@@ -260,10 +260,10 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
                                            if narrowed else None)
         salvaged, im = loaded is not im, loaded  # another opening: what a damaged one's decoder read
         if jpeg_read is not None:
-            damaged_already = _check_jpeg_end(im, path, *jpeg_read, ended)
             data, lacking = jpeg_read
-            if damaged_already:
-                pass  # one warning a picture: a cut one's restart markers and codes lack alike
+            # One warning a picture: a cut one's restart markers and codes lack alike.
+            if _check_jpeg_end(im, path, *jpeg_read, ended):
+                pass
             elif (why := jpeg.restarts_out_of_sequence(data)) is not None:
                 damaged.found(path, why, "read as libjpeg reads it on from the next restart marker, the blocks "
                                          "between grey or shifted")

@@ -16,6 +16,8 @@ import struct
 import numpy as np
 from PIL import Image, ImageChops
 
+# Start-of-frame markers, of every coding: C0-CF but DHT (C4), JPG (C8) and DAC (CC).
+_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # Start-of-frame markers of Huffman-coded DCT frames, with the fewest bits each 8x8
 # block takes: a sequential (baseline or extended) block codes its DC difference
 # and at least an end of block, a code of one bit or more each; a progressive one
@@ -66,7 +68,7 @@ def shortfall(f, size: int) -> str | None:
         length = f.read(2)
         if len(length) < 2 or (n := struct.unpack(">H", length)[0]) < 2:
             return None
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+        if marker in _FRAMES:
             return _frame_shortfall(marker, f.read(n - 2), size)
         f.seek(n - 2, 1)
 
@@ -253,7 +255,7 @@ def _layout(data: bytes) -> tuple[int | None, bytes, list[tuple[bytes, int, int,
             return None
         body = data[pos + 4:pos + 2 + n]
         pos += 2 + n
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and frame is None and len(body) >= 6:
+        if marker in _FRAMES and frame is None and len(body) >= 6:
             frame, ids = marker, body[6:6 + 3 * body[5]:3]
         elif marker == 0xDD and len(body) >= 2:
             restarts = struct.unpack_from(">H", body)[0]
@@ -300,7 +302,7 @@ def restarts_out_of_sequence(data: bytes) -> str | None:
         if n < 2 or len(body) < n - 2:
             return None
         pos += 2 + n
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and frame is None:
+        if marker in _FRAMES and frame is None:
             if marker not in _DCT_FRAMES or len(body) < 6 + 3 * body[5]:
                 return None
             height, width = struct.unpack_from(">HH", body, 1)
@@ -409,7 +411,7 @@ def _first_picture(data: bytes) -> tuple[int | None, bytes]:
         if marker == 0xDA:
             end = data.find(b"\xff\xd9", pos)
             return frame, data if end < 0 else data[:end + 2]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and frame is None:
+        if marker in _FRAMES and frame is None:
             frame = marker
         pos += 2 + struct.unpack_from(">H", data, pos + 2)[0]
     return None, data
